@@ -1,0 +1,89 @@
+"""The task engine (Huey): which queue backend to use, and the tasks distribution runs.
+
+The database is the truth and Huey only transport (ARCHITECTURE.md, decision 2),
+so tasks are enqueued after the transaction that justifies them commits, and a
+task run twice does no harm.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey.api import TaskWrapper
+from sqlalchemy.orm import Session, sessionmaker
+
+from distribution.models import WorkerHeartbeat
+from distribution.sqltypes import utcnow
+
+QUEUE_NAME = "herald"
+
+
+class QueueConfigError(ValueError):
+    """``HUEY_URL`` names a backend Herald cannot use."""
+
+
+def make_huey(huey_url: str | None, instance_path: Path, *, immediate: bool = False) -> Huey:
+    """The queue named by ``huey_url``: ``redis://...`` or ``sqlite:///path``.
+
+    Without a URL the queue is one SQLite file in the instance folder, which needs
+    no server: the embedded default.
+    """
+    if huey_url is None:
+        return SqliteHuey(QUEUE_NAME, filename=str(instance_path / "tasks.sqlite3"),
+                          immediate=immediate)
+    if huey_url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey(QUEUE_NAME, url=huey_url, immediate=immediate)
+    if huey_url.startswith("sqlite:///"):
+        return SqliteHuey(QUEUE_NAME, filename=huey_url.removeprefix("sqlite:///"),
+                          immediate=immediate)
+    raise QueueConfigError(
+        f"HUEY_URL={huey_url!r} is not supported; use redis://host:6379/0 or "
+        "sqlite:///path/to/tasks.sqlite3, or unset it for the embedded queue"
+    )
+
+
+def worker_name() -> str:
+    """This process's name in the heartbeat table: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def record_heartbeat(session: Session, worker: str) -> WorkerHeartbeat:
+    """Note that ``worker`` is alive and has just run a task."""
+    beat = session.get(WorkerHeartbeat, worker)
+    now = utcnow()
+    if beat is None:
+        beat = WorkerHeartbeat(worker=worker, started_at=now, last_seen_at=now, tasks_run=0)
+        session.add(beat)
+    beat.last_seen_at = now
+    beat.tasks_run += 1
+    return beat
+
+
+def latest_heartbeat(session: Session) -> WorkerHeartbeat | None:
+    """The most recently seen worker, or None when no worker has ever run."""
+    return session.scalars(
+        sa.select(WorkerHeartbeat).order_by(WorkerHeartbeat.last_seen_at.desc()).limit(1)
+    ).first()
+
+
+@dataclass(frozen=True, slots=True)
+class Tasks:
+    """Handles of the tasks registered on one Huey instance."""
+
+    heartbeat: TaskWrapper
+
+
+def register_tasks(huey: Huey, make_session: sessionmaker[Session]) -> Tasks:
+    """Register distribution's tasks on ``huey``; they open their own sessions."""
+
+    @huey.periodic_task(crontab(minute="*"), name="heartbeat")
+    def heartbeat() -> None:
+        with make_session() as session, session.begin():
+            record_heartbeat(session, worker_name())
+
+    return Tasks(heartbeat=heartbeat)

@@ -1,0 +1,99 @@
+"""Herald's settings, read once from environment variables.
+
+Every setting has an embedded default so that ``herald demo`` runs with no
+variable at all: SQLite in the instance folder, the task queue beside it, and a
+secret key generated on first start and kept in the instance folder.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is malformed; the message names the variable and the fix."""
+
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Typed view of Herald's environment variables."""
+
+    instance_path: Path
+    database_url: str
+    secret_key: str = field(repr=False)
+    huey_url: str | None
+    einvoice_rules_dir: Path | None
+    public_url: str
+    session_lifetime_minutes: int
+    import_progress_threshold: int
+
+    @classmethod
+    def from_env(cls, instance_path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``), filling embedded defaults."""
+        env = os.environ if environ is None else environ
+        instance_path = Path(env.get("HERALD_INSTANCE_PATH") or instance_path)
+        instance_path.mkdir(parents=True, exist_ok=True)
+        rules = env.get("EINVOICE_RULES_DIR") or None
+        if rules is not None and not Path(rules).is_dir():
+            raise ConfigError(
+                f"EINVOICE_RULES_DIR={rules!r} is not a folder; point it at the folder "
+                "that holds ubl-2.1/, cen/ and peppol/, or unset it"
+            )
+        return cls(
+            instance_path=instance_path,
+            database_url=env.get("DATABASE_URL") or default_database_url(instance_path),
+            secret_key=env.get("SECRET_KEY") or persisted_secret_key(instance_path),
+            huey_url=env.get("HUEY_URL") or None,
+            einvoice_rules_dir=Path(rules) if rules else None,
+            public_url=(env.get("HERALD_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
+            session_lifetime_minutes=_positive_int(env, "SESSION_LIFETIME_MINUTES", 60 * 12),
+            import_progress_threshold=_positive_int(env, "IMPORT_PROGRESS_THRESHOLD", 200),
+        )
+
+
+def default_database_url(instance_path: Path) -> str:
+    """The embedded database: one SQLite file in the instance folder."""
+    return f"sqlite:///{instance_path / 'herald.sqlite3'}"
+
+
+def persisted_secret_key(instance_path: Path) -> str:
+    """Return the instance's secret key, creating it (mode 0600) on first use.
+
+    A constant key in the code would let anyone forge sessions on every install,
+    so a fresh one is generated per instance and kept across restarts.
+    """
+    path = instance_path / SECRET_KEY_FILE
+    try:
+        key = path.read_text().strip()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process started at the same moment and won
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be a whole number above 0, e.g. {name}={default}")
+    return value

@@ -1,0 +1,36 @@
+"""The portal's records. Importing this package registers every table on ``Base.metadata``."""
+
+from portal.models.base import Base
+from portal.models.customers import Account, AccountStatus, Contact, Customer, CustomerKind
+from portal.models.invoices import (
+    AllowanceCharge,
+    DocumentKind,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    LineAllowanceCharge,
+)
+from portal.models.organisations import Organisation
+from portal.models.payments import Payment, PaymentKind, PaymentMethod
+from portal.models.users import Role, User
+
+__all__ = [
+    "Account",
+    "AccountStatus",
+    "AllowanceCharge",
+    "Base",
+    "Contact",
+    "Customer",
+    "CustomerKind",
+    "DocumentKind",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceStatus",
+    "LineAllowanceCharge",
+    "Organisation",
+    "Payment",
+    "PaymentKind",
+    "PaymentMethod",
+    "Role",
+    "User",
+]

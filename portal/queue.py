@@ -1,0 +1,31 @@
+"""Binds the task queue to the app: one Huey instance per app, tasks registered once."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from huey import Huey
+
+from distribution.worker import Tasks, make_huey, register_tasks
+from portal.config import Settings
+from portal.db import get_database
+
+EXTENSION_KEY = "herald.queue"
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Create the app's Huey instance from ``HUEY_URL`` and register distribution's tasks."""
+    huey = make_huey(
+        settings.huey_url, settings.instance_path, immediate=bool(app.config.get("HUEY_IMMEDIATE"))
+    )
+    tasks = register_tasks(huey, get_database(app).sessionmaker)
+    app.extensions[EXTENSION_KEY] = (huey, tasks)
+
+
+def get_huey(app: Flask | None = None) -> Huey:
+    """The app's Huey instance."""
+    return (app or current_app).extensions[EXTENSION_KEY][0]
+
+
+def get_tasks(app: Flask | None = None) -> Tasks:
+    """Handles of the tasks registered on the app's queue."""
+    return (app or current_app).extensions[EXTENSION_KEY][1]
