@@ -1,0 +1,127 @@
+"""The ``herald`` command: a Flask CLI group over :func:`portal.create_app`.
+
+Subjects register their own commands (``portal.imports.cli``, ``portal.demo``);
+this module holds the process-level ones: serving, the worker and the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from portal import create_app
+from portal.db import get_database
+from portal.migrate import check as check_schema
+from portal.migrate import current_revision, head_revision, upgrade
+from portal.queue import get_huey, get_tasks
+
+
+def main() -> None:
+    """Entry point of the ``herald`` console script."""
+    cli = FlaskGroup(
+        create_app=lambda: create_app(),
+        add_default_commands=True,
+        add_version_option=False,
+        help="Herald: invoice distribution. Settings come from environment variables.",
+    )
+    cli.main(prog_name="herald")
+
+
+def register_commands(app: Flask) -> None:
+    """Attach every ``herald`` command to ``app.cli``."""
+    from portal.demo.cli import demo_command
+    from portal.imports.cli import invoices_group
+
+    app.cli.add_command(serve_command)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(db_group)
+    app.cli.add_command(invoices_group)
+    app.cli.add_command(demo_command)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@with_appcontext
+def serve_command(host: str, port: int, threads: int) -> None:
+    """Serve the portal with waitress (for several processes, run gunicorn)."""
+    ensure_schema_current()
+    click.echo(f"Herald is serving on http://{host}:{port}/")
+    from waitress import serve
+
+    serve(current_app._get_current_object(), host=host, port=port, threads=threads)
+
+
+@click.command("worker")
+@click.option("--workers", "-w", default=2, show_default=True, type=int,
+              help="Tasks run at the same time by this process.")
+@click.option("--worker-type", type=click.Choice(["thread", "process"]), default="thread",
+              show_default=True)
+@with_appcontext
+def worker_command(workers: int, worker_type: str) -> None:
+    """Run a background worker that consumes Herald's task queue until stopped."""
+    ensure_schema_current()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_consumer(current_app._get_current_object(), workers=workers, worker_type=worker_type)
+
+
+def run_consumer(app: Flask, *, workers: int = 2, worker_type: str = "thread") -> None:
+    """Consume the queue in this thread (Huey handles SIGINT/SIGTERM and stops gracefully)."""
+    huey = get_huey(app)
+    consumer = huey.create_consumer(workers=workers, worker_type=worker_type, periodic=True)
+    get_tasks(app).heartbeat()  # shows the worker on /healthz at once, not after a minute
+    consumer.run()
+
+
+def serve_in_background(app: Flask, host: str, port: int) -> threading.Thread:
+    """Start waitress in a daemon thread (the main thread runs the worker)."""
+    from waitress import create_server
+
+    server = create_server(app, host=host, port=port, threads=8)
+    thread = threading.Thread(target=server.run, name="herald-web", daemon=True)
+    thread.start()
+    return thread
+
+
+def ensure_schema_current() -> None:
+    """Stop with a clear message when the database needs ``herald db upgrade``."""
+    current = current_revision(get_database().engine)
+    head = head_revision()
+    if current != head:
+        raise click.ClickException(
+            f"the database is at migration {current or '(empty)'} but Herald needs {head}; "
+            "run 'herald db upgrade' first"
+        )
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    engine = get_database().engine
+    before = current_revision(engine)
+    upgrade(engine, revision)
+    after = current_revision(engine)
+    if before == after:
+        click.echo(f"Database already at {after}.")
+    else:
+        click.echo(f"Database upgraded from {before or '(empty)'} to {after}.")
+
+
+@db_group.command("check")
+@with_appcontext
+def db_check() -> None:
+    """Fail when the models and the database schema differ (a migration is missing)."""
+    check_schema(get_database().engine)
+    click.echo("The database schema matches the models.")

@@ -1,0 +1,115 @@
+"""Reads Herald's JSON import format (docs/import-format.md)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from portal.imports.documents import ImportedDocument
+from portal.imports.mapping import document_from_mapping
+from portal.imports.problems import ImportRejected, Locator, Problem
+
+SCHEMA_FILE = "invoice-import.schema.json"
+
+
+@cache
+def schema_validator() -> Draft202012Validator:
+    """The validator of the published JSON Schema (the same file the docs link to)."""
+    schema = json.loads(resources.files("portal.imports").joinpath(SCHEMA_FILE).read_text())
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def read_json(data: bytes, file: str) -> list[ImportedDocument]:
+    """Every document of a JSON import file; raises ImportRejected with all problems."""
+    try:
+        parsed = json.loads(data.decode("utf-8-sig"), parse_float=Decimal)
+    except UnicodeDecodeError as exc:
+        raise ImportRejected([Problem(file, f"byte {exc.start}", "",
+                                      "is not UTF-8 text; save the file as UTF-8")]) from exc
+    except json.JSONDecodeError as exc:
+        raise ImportRejected([Problem(file, f"line {exc.lineno}, column {exc.colno}", "",
+                                      f"is not valid JSON ({exc.msg})")]) from exc
+    items = parsed if isinstance(parsed, list) else [parsed]
+    if not items:
+        raise ImportRejected([Problem(file, "", "", "holds an empty array; put at least one "
+                                                    "invoice in")])
+    problems: list[Problem] = []
+    documents: list[ImportedDocument] = []
+    for index, item in enumerate(items):
+        number = item.get("number") if isinstance(item, dict) else None
+        label = f"document {index + 1}" + (f" ({number})" if isinstance(number, str) else "")
+        locator = Locator(file, label)
+        schema_problems = [_schema_problem(locator, error)
+                           for error in sorted(document_validator().iter_errors(item),
+                                               key=error_order)]
+        if schema_problems:
+            problems.extend(schema_problems)
+            continue
+        try:
+            documents.append(document_from_mapping(item, locator, source="json"))
+        except ImportRejected as rejected:
+            problems.extend(rejected.problems)
+    if problems:
+        raise ImportRejected(problems)
+    return documents
+
+
+@cache
+def document_validator() -> Draft202012Validator:
+    """A validator for one document (the schema's ``document`` definition)."""
+    full = schema_validator().schema
+    return Draft202012Validator({**full["$defs"]["document"], "$defs": full["$defs"]},
+                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def error_order(error: ValidationError) -> tuple:
+    return tuple(str(p) for p in error.absolute_path)
+
+
+def _schema_problem(locator: Locator, error: ValidationError) -> Problem:
+    return locator.problem(error_path(error), plain_message(error))
+
+
+def error_path(error: ValidationError) -> str:
+    """The dotted path of the value a schema error is about (a missing field included)."""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path).lstrip(".")
+    if error.validator == "required" and "'" in error.message:
+        missing = error.message.split("'")[1]
+        path = f"{path}.{missing}".lstrip(".")
+    return path
+
+
+def plain_message(error: ValidationError) -> str:
+    """jsonschema's messages, reworded for people who do not read JSON Schema."""
+    validator, value = error.validator, error.instance
+    if validator == "required":
+        return "is missing; it is required"
+    if validator == "additionalProperties":
+        return f"has a field Herald does not know ({error.message.split('(')[-1].rstrip(')')}); " \
+               "check its spelling against docs/import-format.md"
+    if validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value)
+        return f"{value!r} is not allowed; use one of {allowed}"
+    if validator == "pattern":
+        hint = error.schema.get("description")
+        return f"{value!r} has the wrong form" + (f"; expected {hint}" if hint else "")
+    if validator == "type":
+        if not error.path:
+            return "must be a JSON object (one invoice) or an array of them"
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"{value!r} has the wrong type; expected {expected}"
+    if validator in ("minLength", "minItems"):
+        return "is empty; give a value"
+    if validator in ("maxLength",):
+        return f"is too long; at most {error.validator_value} characters"
+    if validator == "format":
+        return f"{value!r} is not a valid {error.validator_value}"
+    if validator == "not":
+        return "a line allowance or charge takes the line's VAT; remove vat_category and vat_rate"
+    return error.message

@@ -1,0 +1,46 @@
+"""The customer's invoice list and invoice page."""
+
+from __future__ import annotations
+
+from flask import abort, render_template, request
+from flask_login import current_user, login_required
+
+from portal.db import db_session
+from portal.extensions import htmx
+from portal.invoices import bp
+from portal.invoices.queries import customer_invoice, customer_invoices, invoice_payments
+from portal.models import InvoiceStatus
+
+
+def _customer_id() -> int:
+    # Staff have no invoices of their own; they look customers up in the ops console.
+    if current_user.customer_id is None:
+        abort(403)
+    return current_user.customer_id
+
+
+@bp.route("")
+@login_required
+def index() -> str:
+    """The customer's invoices and credit notes, paged; htmx swaps just the table."""
+    status_value = request.args.get("status") or None
+    status = InvoiceStatus(status_value) if status_value in set(InvoiceStatus) else None
+    search = (request.args.get("q") or "").strip()[:64] or None
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    result = customer_invoices(db_session(), _customer_id(), status=status, search=search,
+                               page=page)
+    template = "invoices/_table.html" if htmx else "invoices/index.html"
+    return render_template(template, result=result, status=status, search=search or "",
+                           statuses=list(InvoiceStatus))
+
+
+@bp.route("/<path:number>")
+@login_required
+def show(number: str) -> str:
+    """One invoice: lines, VAT, totals and payments. Another customer's number is a 404."""
+    session = db_session()
+    invoice = customer_invoice(session, _customer_id(), number)
+    if invoice is None:
+        abort(404)
+    return render_template("invoices/show.html", invoice=invoice,
+                           payments=invoice_payments(session, invoice.id))
