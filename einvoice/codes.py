@@ -101,3 +101,8 @@ def vat_categories(rules_dir: Path | None = None) -> frozenset[str]:
 def document_type_codes(credit_note: bool, rules_dir: Path | None = None) -> frozenset[str] | None:
     """UNTDID 1001 type codes allowed for invoices or credit notes (rule BR-CL-01), or None."""
     return code_list("BR-CL-01", rules_dir, index=1 if credit_note else 0)
+
+
+def payment_means_codes(rules_dir: Path | None = None) -> frozenset[str] | None:
+    """UNCL 4461 payment means codes (rule BR-CL-16), or None without rules."""
+    return code_list("BR-CL-16", rules_dir)

@@ -15,6 +15,8 @@ from enum import StrEnum
 from einvoice.party import Address, Delivery, Party
 
 __all__ = [
+    "PEPPOL_CUSTOMIZATION_ID",
+    "PEPPOL_PROFILE_ID",
     "Address",
     "AllowanceCharge",
     "Attachment",
@@ -27,11 +29,11 @@ __all__ = [
     "Totals",
     "VatBreakdown",
     "VatExemption",
-    "PEPPOL_CUSTOMIZATION_ID",
-    "PEPPOL_PROFILE_ID",
 ]
 
-PEPPOL_CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+PEPPOL_CUSTOMIZATION_ID = (
+    "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+)
 PEPPOL_PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
 
 

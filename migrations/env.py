@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-import distribution.events  # noqa: F401  (registers the events tables)
+import distribution.events  # registers the events tables
 import distribution.models
 import portal.models
 

@@ -18,7 +18,7 @@ EXTENSION_KEY = "herald.db"
 
 
 def make_engine(url: str, **kwargs) -> sa.Engine:
-    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and explicit BEGIN."""
+    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
@@ -41,7 +41,10 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def on_begin(connection):
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+        # writes fails at once with "database is locked" when another writer got in between,
+        # whereas IMMEDIATE waits (busy timeout). Readers are not blocked in WAL mode.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:

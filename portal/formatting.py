@@ -19,6 +19,15 @@ def money(amount: Decimal | None, currency: str, locale: str = DEFAULT_LOCALE) -
     return format_currency(amount, currency, locale=locale)
 
 
+def price(amount: Decimal | None, currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    """A unit price: at least cents, and every further decimal it has (``€0.00204``)."""
+    if amount is None:
+        return ""
+    return format_currency(amount.normalize() if -amount.normalize().as_tuple().exponent > 2
+                           else amount.quantize(Decimal("0.01")), currency, locale=locale,
+                           decimal_quantization=False)
+
+
 def number(value: Decimal | None, locale: str = DEFAULT_LOCALE) -> str:
     """A quantity or rate without trailing zeros: ``2.500000`` → ``2.5``."""
     if value is None:
@@ -36,5 +45,6 @@ def long_date(value: date | None, locale: str = DEFAULT_LOCALE) -> str:
 def init_app(app: Flask) -> None:
     """Register the filters."""
     app.add_template_filter(money, "money")
+    app.add_template_filter(price, "price")
     app.add_template_filter(number, "number")
     app.add_template_filter(long_date, "date")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
@@ -65,20 +64,6 @@ def invoice_payments(session: Session, invoice_id: int) -> list[Payment]:
             sa.select(Payment).where(Payment.invoice_id == invoice_id).order_by(Payment.received_at)
         )
     )
-
-
-def vat_breakdown(invoice: Invoice) -> list[tuple[str, Decimal | None, Decimal]]:
-    """(category, rate, taxable amount) per VAT group, from the stored lines and allowances."""
-    groups: dict[tuple[str, Decimal | None], Decimal] = {}
-    for line in invoice.lines:
-        key = (line.vat_category, line.vat_rate)
-        groups[key] = groups.get(key, Decimal("0")) + line.net_amount
-    for item in invoice.allowances_charges:
-        key = (item.vat_category, item.vat_rate)
-        signed = item.amount if item.is_charge else -item.amount
-        groups[key] = groups.get(key, Decimal("0")) + signed
-    return [(cat, rate, amount) for (cat, rate), amount in sorted(groups.items(),
-                                                                   key=lambda kv: kv[0][0])]
 
 
 def _escape_like(text: str) -> str:

@@ -5,11 +5,19 @@ from __future__ import annotations
 from flask import abort, render_template, request
 from flask_login import current_user, login_required
 
+from einvoice.calc import vat_breakdown
 from portal.db import db_session
 from portal.extensions import htmx
+from portal.invoice_documents import document_from_invoice
 from portal.invoices import bp
 from portal.invoices.queries import customer_invoice, customer_invoices, invoice_payments
 from portal.models import InvoiceStatus
+
+VAT_CATEGORY_NAMES = {
+    "S": "Standard rate", "Z": "Zero rated", "E": "Exempt", "AE": "Reverse charge",
+    "K": "Intra-community supply", "G": "Export outside the EU", "O": "Outside the scope of VAT",
+    "L": "Canary Islands tax", "M": "Ceuta and Melilla tax",
+}
 
 
 def _customer_id() -> int:
@@ -43,4 +51,6 @@ def show(number: str) -> str:
     if invoice is None:
         abort(404)
     return render_template("invoices/show.html", invoice=invoice,
-                           payments=invoice_payments(session, invoice.id))
+                           payments=invoice_payments(session, invoice.id),
+                           vat_breakdown=vat_breakdown(document_from_invoice(invoice)),
+                           vat_category_names=VAT_CATEGORY_NAMES)

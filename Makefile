@@ -1,0 +1,49 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both install what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.herald-installed
+# The PostgreSQL run of the suite; each run works in a schema of its own.
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: install demo test test-sqlite test-postgres lint vendor clean
+
+install: $(STAMP) static/vendor/.copied
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+# Front-end files come from npm at install time and are never committed.
+static/vendor/.copied: node_modules/.package-lock.json
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/
+	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/
+	touch $@
+
+vendor: static/vendor/.copied
+
+demo: install
+	$(BIN)/herald demo
+
+test: install
+	$(MAKE) --no-print-directory test-sqlite test-postgres
+
+test-sqlite: install
+	@echo "== test suite on SQLite =="
+	$(BIN)/pytest
+
+test-postgres: install
+	@echo "== test suite on PostgreSQL ($(TEST_POSTGRES_URL)) =="
+	HERALD_TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache

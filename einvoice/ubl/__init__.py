@@ -1,0 +1,6 @@
+"""UBL 2.1 (Peppol BIS Billing 3.0) reading and writing."""
+
+from einvoice.ubl.reader import read_ubl
+from einvoice.ubl.writer import write_ubl
+
+__all__ = ["read_ubl", "write_ubl"]

@@ -1,0 +1,1 @@
+"""Demo data and the ``herald demo`` command."""
