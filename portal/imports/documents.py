@@ -73,6 +73,10 @@ class ImportedDocument:
     # Amounts the file states and Herald recomputes: (field as the file names it,
     # attribute of einvoice.Totals, value). A difference refuses the document.
     expected_amounts: list[tuple[str, str, Decimal]] = field(default_factory=list)
+    # Paid in advance (BT-113) and rounding (BT-114): only UBL states them; they change
+    # the amount due, so they are kept for the recomputation.
+    prepaid_amount: Decimal | None = None
+    rounding_amount: Decimal | None = None
     fingerprint: str = ""
 
 

@@ -44,9 +44,10 @@ def read_json(data: bytes, file: str) -> list[ImportedDocument]:
         number = item.get("number") if isinstance(item, dict) else None
         label = f"document {index + 1}" + (f" ({number})" if isinstance(number, str) else "")
         locator = Locator(file, label)
-        schema_problems = [_schema_problem(locator, error)
+        schema_problems = [problem
                            for error in sorted(document_validator().iter_errors(item),
-                                               key=error_order)]
+                                               key=error_order)
+                           for problem in _schema_problems(locator, error)]
         if schema_problems:
             problems.extend(schema_problems)
             continue
@@ -71,8 +72,16 @@ def error_order(error: ValidationError) -> tuple:
     return tuple(str(p) for p in error.absolute_path)
 
 
-def _schema_problem(locator: Locator, error: ValidationError) -> Problem:
-    return locator.problem(error_path(error), plain_message(error))
+def _schema_problems(locator: Locator, error: ValidationError) -> list[Problem]:
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        # one problem per unknown field, each named as its field
+        known = error.schema.get("properties", {})
+        parent = error_path(error)
+        return [locator.problem(f"{parent}.{name}".lstrip("."),
+                                "is not a field Herald knows; check its spelling against "
+                                "docs/import-format.md")
+                for name in error.instance if name not in known]
+    return [locator.problem(error_path(error), plain_message(error))]
 
 
 def error_path(error: ValidationError) -> str:

@@ -246,9 +246,15 @@ def _computed_document(importer: _Importer, doc: ImportedDocument, org: Organisa
     problems = [p for p in einvoice.check(document, importer.rules_dir)
                 if not p.rule.startswith("PEPPOL")]  # Peppol's own rules apply when sending
     for problem in problems:
-        importer.fail(doc, problem.field, f"{problem.message} [{problem.rule}]")
+        importer.fail(doc, *_file_field_and_message(doc, problem))
     if problems:
         return None
+    if doc.prepaid_amount is not None or doc.rounding_amount is not None:
+        # compute() derives every total but keeps these two inputs from the given totals
+        zero = Decimal("0.00")
+        document.totals = einvoice.Totals(
+            line_extension=zero, tax_exclusive=zero, tax_total=zero, tax_inclusive=zero,
+            payable=zero, prepaid=doc.prepaid_amount, rounding=doc.rounding_amount)
     computed = einvoice.compute(document, rules_dir=importer.rules_dir)
     consistent = True
     for label, attribute, stated in doc.expected_amounts:
@@ -258,3 +264,23 @@ def _computed_document(importer: _Importer, doc: ImportedDocument, org: Organisa
             importer.fail(doc, label, f"states {stated} but the lines add up to {actual}; "
                           "check the lines, allowances and VAT rates")
     return computed if consistent else None
+
+
+def _file_field_and_message(doc: ImportedDocument,
+                            problem: einvoice.InvoiceRuleError) -> tuple[str, str]:
+    """Where a rule problem points in the file, and its message with the rule ID.
+
+    einvoice names an exemption reason ``vat_exemptions['E']``; the import
+    formats give it on a line, so the problem is put on the first line of that
+    category.
+    """
+    field, message = problem.field, f"{problem.message} [{problem.rule}]"
+    if field.startswith("vat_exemptions["):
+        category = field[len("vat_exemptions[") :].strip("[]'\"")
+        index = next((i for i, line in enumerate(doc.lines) if line.vat_category == category), 0)
+        field = f"lines[{index}].vat_exemption_reason"
+        if problem.rule.endswith("-10") and "needs" in problem.message:
+            message = (f"VAT category {category} needs an exemption reason; give "
+                       "vat_exemption_reason (a text) or vat_exemption_reason_code (a VATEX "
+                       f"code such as VATEX-EU-132) [{problem.rule}]")
+    return field, message
