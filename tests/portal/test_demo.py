@@ -73,7 +73,7 @@ def test_demo_serves_the_sign_in_page(demo):
 
 
 def test_demo_data_is_behind_it(demo):
-    base, instance, _ = demo
+    _, instance, _ = demo
     engine = sa.create_engine(f"sqlite:///{instance / 'herald.sqlite3'}")
     with engine.connect() as connection:
         customers = connection.scalar(sa.text("SELECT count(*) FROM customers"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,11 @@ def seller(session):
 
 @pytest.fixture
 def write_json(tmp_path):
-    """Write a JSON import file and return its path."""
+    """Write a JSON import file and return its path; Decimals become JSON numbers as written."""
     def write(data, name: str = "invoices.json") -> Path:
+        text = json.dumps(data, indent=1, default=lambda value: f"@@{value}@@")
         path = tmp_path / name
-        path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        path.write_text(re.sub(r'"@@(.*?)@@"', r"\1", text), encoding="utf-8")
         return path
     return write
 
