@@ -1,0 +1,193 @@
+"""Render a document to PDF (or PDF/A-3b with its UBL attached) with WeasyPrint.
+
+WeasyPrint is imported on the first render, not with :mod:`einvoice`: it takes
+about a second to import and needs Pango, which processes that only write or
+validate UBL should not pay for.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+import threading
+from decimal import Decimal
+from importlib import resources
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import jinja2
+
+from einvoice.creditor_reference import is_valid_creditor_reference
+from einvoice.model import Document, DocumentKind
+from einvoice.pdf.branding import Branding
+from einvoice.pdf.epc import epc_qr_payload, epc_qr_svg
+from einvoice.pdf.view import beneficiary, build_context, payment_means, resolve_language
+
+if TYPE_CHECKING:
+    import weasyprint
+
+__all__ = ["ATTACHMENT_RELATIONSHIP", "epc_payload_for", "render_html", "render_pdf"]
+
+#: PDF/A-3 relationship of the embedded UBL to the PDF: the same invoice in
+#: another form, as Factur-X/ZUGFeRD declare their XML.
+ATTACHMENT_RELATIONSHIP = "Alternative"
+
+_TEMPLATES = resources.files("einvoice.pdf") / "templates"
+_lock = threading.Lock()
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined
+    )
+    return environment.from_string((_TEMPLATES / "invoice.html").read_text("utf-8"))
+
+
+@functools.cache
+def _engine() -> tuple[weasyprint.text.fonts.FontConfiguration, weasyprint.CSS, object]:
+    """The process-wide font configuration, parsed stylesheet and URL fetcher.
+
+    One FontConfiguration per process is measured to be faster and to stop
+    memory growing per render; the stylesheet is parsed once against it.
+    The fetcher only allows ``data:`` URLs: the template embeds everything,
+    so nothing in a document can make the renderer read a file or the network.
+    """
+    import weasyprint
+    from weasyprint.text.fonts import FontConfiguration
+
+    fonts = FontConfiguration()
+    fetcher = weasyprint.URLFetcher(allowed_protocols={"data"})
+    stylesheet = weasyprint.CSS(
+        string=(_TEMPLATES / "invoice.css").read_text("utf-8"),
+        font_config=fonts,
+        url_fetcher=fetcher,
+    )
+    return fonts, stylesheet, fetcher
+
+
+def epc_payload_for(doc: Document) -> str | None:
+    """The EPC QR payload for a computed invoice, or None when no QR belongs on it.
+
+    A QR is printed for an invoice in EUR with an amount due above zero and an
+    IBAN in its first payment means; an RF reference goes in the structured
+    remittance field, any other payment id in the text field.
+    """
+    means = payment_means(doc)
+    totals = doc.totals
+    if (
+        doc.kind is not DocumentKind.INVOICE
+        or doc.currency != "EUR"
+        or totals is None
+        or totals.payable <= 0
+        or means is None
+        or not means.iban
+    ):
+        return None
+    # Without a structured reference the invoice number is the best text for
+    # the seller to match the payment on.
+    reference, text = None, means.payment_id or doc.number
+    if means.payment_id and is_valid_creditor_reference(means.payment_id):
+        reference, text = means.payment_id, None
+    return epc_qr_payload(
+        name=beneficiary(doc, means),
+        iban=means.iban,
+        amount=totals.payable.quantize(Decimal("0.01")),
+        bic=means.bic,
+        reference=reference,
+        text=text,
+    )
+
+
+def _check_review_url(url: str | None) -> None:
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"review_url must be an absolute http(s) URL, not {url!r}")
+
+
+def _computed(doc: Document) -> Document:
+    if doc.totals is None or not doc.vat_breakdown or any(
+        line.net_amount is None for line in doc.lines
+    ):
+        from einvoice.calc import compute
+
+        return compute(doc)
+    return doc
+
+
+def render_html(
+    doc: Document,
+    branding: Branding,
+    language: str = "en",
+    *,
+    review_url: str | None = None,
+    status: str | None = None,
+) -> str:
+    """The HTML that :func:`render_pdf` lays out (useful to inspect or preview)."""
+    resolve_language(language)
+    _check_review_url(review_url)
+    doc = _computed(doc)
+    context = build_context(doc, language, status=status, review_url=review_url)
+    payload = epc_payload_for(doc)
+    words = context["words"]
+    context["qr_svg"] = epc_qr_svg(payload, title=words["scan_to_pay"]) if payload else None
+    context["branding"] = branding
+    context["logo_uri"] = (
+        f"data:{branding.logo_mime_type};base64,{base64.b64encode(branding.logo).decode()}"
+        if branding.logo
+        else None
+    )
+    return _template().render(**context)
+
+
+def _attachment_name(number: str) -> str:
+    # Invoice numbers may hold "/" or spaces; keep the file name portable.
+    return re.sub(r"[^0-9A-Za-z._-]+", "_", number).strip("_") + ".xml"
+
+
+def render_pdf(
+    doc: Document,
+    branding: Branding,
+    language: str = "en",
+    *,
+    review_url: str | None = None,
+    status: str | None = None,
+    attach_ubl: bytes | None = None,
+) -> bytes:
+    """Render an invoice or credit note to PDF bytes.
+
+    ``doc`` is computed first when its totals or VAT breakdown are missing
+    (the document itself is not changed). ``language`` is ``"en"``, ``"nl"``
+    or ``"es"``, optionally with a region (``"nl-BE"``) for Babel's formats.
+    ``review_url`` (absolute http/https) is printed as a "review and pay"
+    link; ``status`` (e.g. ``"paid"``, ``"overdue"``) as a badge. With
+    ``attach_ubl`` the result is PDF/A-3b with those bytes embedded as
+    ``<number>.xml`` (``application/xml``, relationship Alternative).
+    Raises ValueError for an unsupported language or an unsafe review URL.
+    """
+    import weasyprint
+
+    html = render_html(doc, branding, language, review_url=review_url, status=status)
+    fonts, stylesheet, fetcher = _engine()
+    options: dict = {}
+    if attach_ubl is not None:
+        data_url = "data:application/xml;base64," + base64.b64encode(attach_ubl).decode()
+        options["pdf_variant"] = "pdf/a-3b"
+        options["attachments"] = [
+            weasyprint.Attachment(
+                url=data_url,
+                url_fetcher=fetcher,
+                name=_attachment_name(doc.number),
+                description=f"UBL 2.1 {doc.kind.value.replace('_', ' ')} {doc.number}",
+                relationship=ATTACHMENT_RELATIONSHIP,
+            )
+        ]
+    page = weasyprint.HTML(string=html, url_fetcher=fetcher)
+    # WeasyPrint does not promise that a FontConfiguration is safe to share
+    # between threads; rendering is CPU-bound anyway, so threads would gain
+    # nothing from running it concurrently.
+    with _lock:
+        return page.write_pdf(stylesheets=[stylesheet], font_config=fonts, **options)
