@@ -12,6 +12,7 @@ entities, no network); Saxon only sees the re-serialised tree.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from lxml import etree
 
 from einvoice.codes import rules_dir_or_default
 from einvoice.errors import UblReadError
+from einvoice.hints import hint_for
+from einvoice.ubl.namespaces import CAC_NS, CBC_NS, CREDIT_NOTE_NS, INVOICE_NS
 
 __all__ = ["Finding", "Findings", "validate"]
 
@@ -51,6 +54,7 @@ class Finding:
     message: str
     location: str
     source: str
+    hint: str = ""  # plain-language advice for the commonest rules (see einvoice.hints)
 
 
 @dataclass(slots=True)
@@ -172,6 +176,28 @@ def _run_stylesheet(path: Path, document: str) -> bytes:
         return executable.transform_to_string(xdm_node=node).encode("utf-8")
 
 
+_STEP = re.compile(
+    r"\*:(?P<name>[\w.-]+)\[namespace-uri\(\)='(?P<ns>[^']*)'\](?:\[(?P<pos>\d+)\])?"
+)
+_PREFIXES = {CAC_NS: "cac:", CBC_NS: "cbc:", INVOICE_NS: "", CREDIT_NOTE_NS: ""}
+
+
+def readable_location(xpath: str) -> str:
+    """Shorten Saxon's XPath to prefixes people read.
+
+    ``/*:Invoice[namespace-uri()='...'][1]/*:InvoiceLine[...][3]`` becomes
+    ``/Invoice/cac:InvoiceLine[3]``.
+    """
+
+    def step(match: re.Match[str]) -> str:
+        prefix = _PREFIXES.get(match["ns"], "")
+        position = match["pos"]
+        index = f"[{position}]" if position and position != "1" else ""
+        return f"{prefix}{match['name']}{index}"
+
+    return _STEP.sub(step, xpath)
+
+
 def _svrl_findings(svrl: bytes, source: str) -> list[Finding]:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     report = etree.fromstring(svrl, parser)
@@ -184,8 +210,9 @@ def _svrl_findings(svrl: bytes, source: str) -> list[Finding]:
                 severity="fatal" if flag == "fatal" else "warning",
                 rule_id=element.get("id") or "",
                 message=message,
-                location=element.get("location") or "",
+                location=readable_location(element.get("location") or ""),
                 source=source,
+                hint=hint_for(element.get("id") or ""),
             )
         )
     return findings

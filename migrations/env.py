@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+import distribution.documents  # registers the documents table
 import distribution.events  # registers the events tables
 import distribution.models
 import portal.models

@@ -34,6 +34,7 @@ def main() -> None:
 def register_commands(app: Flask) -> None:
     """Attach every ``herald`` command to ``app.cli``."""
     from portal.demo.cli import demo_command
+    from portal.einvoice_cli import einvoice_group
     from portal.imports.cli import invoices_group
 
     app.cli.add_command(serve_command)
@@ -41,6 +42,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(invoices_group)
     app.cli.add_command(demo_command)
+    app.cli.add_command(einvoice_group)
 
 
 @click.command("serve")

@@ -30,6 +30,7 @@ class Settings:
     secret_key: str = field(repr=False)
     huey_url: str | None
     einvoice_rules_dir: Path | None
+    document_store: str
     public_url: str
     session_lifetime_minutes: int
     import_progress_threshold: int
@@ -52,6 +53,7 @@ class Settings:
             secret_key=env.get("SECRET_KEY") or persisted_secret_key(instance_path),
             huey_url=env.get("HUEY_URL") or None,
             einvoice_rules_dir=Path(rules) if rules else None,
+            document_store=env.get("DOCUMENT_STORE") or "database",
             public_url=(env.get("HERALD_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
             session_lifetime_minutes=_positive_int(env, "SESSION_LIFETIME_MINUTES", 60 * 12),
             import_progress_threshold=_positive_int(env, "IMPORT_PROGRESS_THRESHOLD", 200),

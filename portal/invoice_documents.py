@@ -43,11 +43,18 @@ def seller_party(org: Organisation) -> einvoice.Party:
 
 
 def buyer_party(customer: Customer) -> einvoice.Party:
-    """The customer as EN 16931 sees it (BG-7); its number is the buyer identifier."""
+    """The customer as EN 16931 sees it (BG-7); its number is the buyer identifier.
+
+    A customer without a Peppol ID gets their email address as electronic address
+    (EAS code ``EM``), which Peppol BIS requires on every document.
+    """
+    endpoint = (customer.peppol_endpoint_scheme, customer.peppol_endpoint_id)
+    if not customer.peppol_endpoint_id and customer.primary_email:
+        endpoint = ("EM", customer.primary_email)
     return einvoice.Party(
         name=customer.name,
-        endpoint_id=customer.peppol_endpoint_id,
-        endpoint_scheme=customer.peppol_endpoint_scheme,
+        endpoint_id=endpoint[1],
+        endpoint_scheme=endpoint[0],
         identifiers=[(customer.number, None)],
         vat_id=customer.vat_id,
         legal_registration_id=customer.legal_registration_id,

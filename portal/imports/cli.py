@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -65,7 +66,7 @@ def _import(session, documents, file: str, settings, dry_run: bool) -> ImportRes
         return import_documents(session, documents, file=file,
                                 rules_dir=settings.einvoice_rules_dir, actor="cli:import")
     with click.progressbar(length=len(documents), label=f"Importing {file}",
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:  # the report on stdout stays clean
         return import_documents(session, documents, file=file,
                                 rules_dir=settings.einvoice_rules_dir, actor="cli:import",
                                 progress=bar.update)

@@ -243,6 +243,8 @@ def _computed_document(importer: _Importer, doc: ImportedDocument, org: Organisa
         allowances_charges=doc.allowances_charges, vat_exemptions=doc.vat_exemptions,
         lines=doc.lines,
     )
+    if _amounts_too_large(importer, doc):
+        return None
     problems = [p for p in einvoice.check(document, importer.rules_dir)
                 if not p.rule.startswith("PEPPOL")]  # Peppol's own rules apply when sending
     for problem in problems:
@@ -263,18 +265,41 @@ def _computed_document(importer: _Importer, doc: ImportedDocument, org: Organisa
             consistent = False
             importer.fail(doc, label, f"states {stated} but the lines add up to {actual}; "
                           "check the lines, allowances and VAT rates")
+    for attribute in ("line_extension", "tax_exclusive", "tax_inclusive", "payable"):
+        if abs(getattr(computed.totals, attribute)) >= LARGEST_AMOUNT:
+            consistent = False
+            importer.fail(doc, "lines", f"the {attribute.replace('_', ' ')} amount "
+                          f"{getattr(computed.totals, attribute)} is too large to store")
     return computed if consistent else None
+
+
+# Amounts are stored with 16 digits before the point (distribution.sqltypes.Money).
+LARGEST_AMOUNT = Decimal(10) ** 16
+
+
+def _amounts_too_large(importer: _Importer, doc: ImportedDocument) -> bool:
+    """Refuse lines whose amount cannot be stored, before einvoice computes with them."""
+    too_large = False
+    for index, line in enumerate(doc.lines):
+        amount = abs(line.quantity * line.net_price / (line.base_quantity or 1))
+        if amount >= LARGEST_AMOUNT:
+            too_large = True
+            importer.fail(doc, f"lines[{index}].quantity", f"quantity × net_price is {amount:f}, "
+                          "too large to store; the largest line amount is 9999999999999999.99")
+    return too_large
 
 
 def _file_field_and_message(doc: ImportedDocument,
                             problem: einvoice.InvoiceRuleError) -> tuple[str, str]:
     """Where a rule problem points in the file, and its message with the rule ID.
 
-    einvoice names an exemption reason ``vat_exemptions['E']``; the import
-    formats give it on a line, so the problem is put on the first line of that
-    category.
+    einvoice names the buyer ``buyer`` and an exemption reason
+    ``vat_exemptions['E']``; the import formats say ``customer`` and give the
+    reason on a line, so the problem is put on the first line of that category.
     """
     field, message = problem.field, f"{problem.message} [{problem.rule}]"
+    if field.startswith("buyer."):  # the import formats call the buyer "customer"
+        field = "customer." + field.removeprefix("buyer.")
     if field.startswith("vat_exemptions["):
         category = field[len("vat_exemptions[") :].strip("[]'\"")
         index = next((i for i, line in enumerate(doc.lines) if line.vat_category == category), 0)

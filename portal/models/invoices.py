@@ -80,6 +80,9 @@ class Invoice(Base):
     payable_amount: Mapped[Decimal] = mapped_column(Money())
     source: Mapped[str] = mapped_column(sa.String(16))  # json, csv, ubl, demo, api
     content_sha256: Mapped[str] = mapped_column(sa.String(64))
+    # The frozen documents (distribution's ``documents`` table), set once when issued.
+    ubl_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    pdf_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

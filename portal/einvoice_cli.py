@@ -1,0 +1,82 @@
+"""``herald einvoice``: export, validate and render e-invoice documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
+
+import einvoice
+from distribution.documents import make_store
+from portal.db import get_database
+from portal.models import Invoice
+
+
+@click.group("einvoice")
+def einvoice_group() -> None:
+    """E-invoice documents (UBL 2.1 / Peppol BIS Billing 3.0)."""
+
+
+@einvoice_group.command("export")
+@click.argument("numbers", nargs=-1)
+@click.option("--all", "export_all", is_flag=True, help="Export every issued document.")
+@click.option("--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder to write to.")
+@with_appcontext
+def export_command(numbers: tuple[str, ...], export_all: bool, out_dir: Path) -> None:
+    """Write one UBL file per issued document, exactly as it was issued."""
+    if bool(numbers) == export_all:
+        raise click.UsageError("give document numbers or --all, not both and not neither")
+    settings = current_app.config["HERALD"]
+    store = make_store(settings.document_store, settings.instance_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with get_database().session_scope() as session:
+        query = sa.select(Invoice).where(Invoice.ubl_sha256.is_not(None)).order_by(Invoice.id)
+        if numbers:
+            query = query.where(Invoice.number.in_(numbers))
+        invoices = session.scalars(query).all()
+        missing = sorted(set(numbers) - {invoice.number for invoice in invoices})
+        if missing:
+            raise click.ClickException(
+                f"not issued or not found: {', '.join(missing)}; issue them first")
+        for invoice in invoices:
+            data = store.get(session, invoice.ubl_sha256)
+            (out_dir / f"{_safe_name(invoice.number)}.xml").write_bytes(data)
+            written += 1
+    click.echo(f"Exported {written} document{'s' if written != 1 else ''} to {out_dir}.")
+
+
+@einvoice_group.command("validate")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def validate_command(files: tuple[Path, ...]) -> None:
+    """Validate UBL files: one line per finding, then a summary; exit 1 on any fatal finding."""
+    rules_dir = current_app.config["HERALD"].einvoice_rules_dir
+    fatal = warnings = 0
+    ran: set[str] = set()
+    for path in files:
+        findings = einvoice.validate(path.read_bytes(), rules_dir)
+        ran.update(findings.ran)
+        for finding in findings:
+            click.echo(f"{path}: {finding.severity} [{finding.rule_id}] {finding.location}: "
+                       f"{finding.message}")
+            if finding.hint:
+                click.echo(f"  hint: {finding.hint}")
+        fatal += len(findings.fatal)
+        warnings += len(findings.warnings)
+    applied = ", ".join(sorted(ran)) or "none"
+    click.echo(f"Summary: {len(files)} file{'s' if len(files) != 1 else ''}, {fatal} fatal, "
+               f"{warnings} warning{'s' if warnings != 1 else ''}; rules applied: {applied}.")
+    if not {"cen", "peppol"} <= ran:
+        click.echo("The official CEN and Peppol rules were not applied: set EINVOICE_RULES_DIR.")
+    if fatal:
+        raise SystemExit(1)
+
+
+def _safe_name(number: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in number)

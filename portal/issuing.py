@@ -1,0 +1,91 @@
+"""Issuing freezes an invoice: its UBL is written once, validated, stored and hashed.
+
+After issuing, nothing alters the document: the stored UBL is the legal source,
+its SHA-256 is on the invoice and in the event log, and corrections are credit
+notes. A fatal finding stops issuing and is shown to whoever issued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+import einvoice
+from distribution.documents import DocumentFormat, DocumentStore
+from distribution.events import record_event
+from distribution.sqltypes import utcnow
+from portal.invoice_documents import document_from_invoice
+from portal.models import Invoice, InvoiceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class IssueProblem:
+    """Why a document cannot be issued: the rule, where, and what to do."""
+
+    rule: str
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.location}: {self.message}"
+
+
+class IssuingRefused(Exception):
+    """The document breaks a rule; it stays as it was."""
+
+    def __init__(self, number: str, problems: list[IssueProblem]) -> None:
+        super().__init__(f"{number} cannot be issued: " + "; ".join(map(str, problems)))
+        self.number = number
+        self.problems = problems
+
+
+def invoice_key(invoice: Invoice) -> str:
+    """The subject key of an invoice in the event log."""
+    return f"{invoice.organisation_id}:{invoice.number}"
+
+
+def issue_invoice(session: Session, invoice: Invoice, *, store: DocumentStore,
+                  rules_dir: Path | None, actor: str,
+                  official_rules: bool = True) -> str:
+    """Write, validate and store the invoice's UBL; return its SHA-256.
+
+    A draft becomes issued; an invoice that already has its UBL is left alone
+    (issuing is idempotent). With ``official_rules`` and a rules folder, the
+    UBL must pass the XSD and the CEN and Peppol rules without a fatal finding.
+    """
+    if invoice.ubl_sha256:
+        return invoice.ubl_sha256
+    if invoice.status is InvoiceStatus.VOID:
+        raise IssuingRefused(invoice.number, [IssueProblem(
+            "HERALD-VOID", "status", "a void document cannot be issued")])
+    doc = document_from_invoice(invoice)
+    try:
+        doc = einvoice.compute(doc, rules_dir=rules_dir)
+        if invoice.tax_currency:
+            doc.totals.tax_total_accounting = invoice.tax_amount_in_tax_currency
+        ubl = einvoice.write_ubl(doc, rules_dir)
+    except einvoice.InvoiceRuleError as exc:
+        raise IssuingRefused(invoice.number, [
+            IssueProblem(p.rule, p.field, p.message) for p in einvoice.check(doc, rules_dir)
+        ] or [IssueProblem(exc.rule, exc.field, exc.message)]) from exc
+    if official_rules and rules_dir is not None:
+        findings = einvoice.validate(ubl, rules_dir)
+        if not invoice.customer.peppol_endpoint_id:
+            # Peppol is a B2B network: a customer without a Peppol ID gets the document
+            # by other channels, and Peppol's rules (which demand a buyer endpoint in
+            # its own code list) cannot apply. EN 16931 (CEN) and the XSD still do.
+            findings.items = [f for f in findings.items if f.source != "peppol"]
+        if findings.fatal:
+            raise IssuingRefused(invoice.number, [
+                IssueProblem(f.rule_id, f.location, f.message) for f in findings.fatal])
+    stored = store.put(session, ubl, DocumentFormat.UBL)
+    invoice.ubl_sha256 = stored.sha256
+    if invoice.status is InvoiceStatus.DRAFT:
+        invoice.status = InvoiceStatus.ISSUED
+    invoice.issued_at = invoice.issued_at or utcnow()
+    record_event(session, "invoice", invoice_key(invoice), "invoice.issued",
+                 {"ubl_sha256": stored.sha256, "size": stored.size,
+                  "official_rules": bool(official_rules and rules_dir)}, actor=actor)
+    return stored.sha256
