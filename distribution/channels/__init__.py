@@ -1,0 +1,1 @@
+"""Delivery channels: one small adapter each behind :class:`distribution.channels.base.Channel`."""
