@@ -257,7 +257,11 @@ def _computed_document(importer: _Importer, doc: ImportedDocument, org: Organisa
         document.totals = einvoice.Totals(
             line_extension=zero, tax_exclusive=zero, tax_total=zero, tax_inclusive=zero,
             payable=zero, prepaid=doc.prepaid_amount, rounding=doc.rounding_amount)
-    computed = einvoice.compute(document, rules_dir=importer.rules_dir)
+    try:
+        computed = einvoice.compute(document, rules_dir=importer.rules_dir)
+    except einvoice.InvoiceRuleError as exc:  # a Peppol rule the arithmetic needs (e.g. R121)
+        importer.fail(doc, *_file_field_and_message(doc, exc))
+        return None
     consistent = True
     for label, attribute, stated in doc.expected_amounts:
         actual = getattr(computed.totals, attribute) or Decimal("0.00")
