@@ -41,35 +41,44 @@ class IssuingRefused(Exception):
         self.problems = problems
 
 
+def _write_ubl(invoice: Invoice, rules_dir: Path | None) -> bytes:
+    on_peppol = bool(invoice.customer.peppol_endpoint_id)
+    doc = document_from_invoice(invoice)
+    try:
+        doc = einvoice.compute(doc, rules_dir=rules_dir)
+        if invoice.tax_currency:
+            doc.totals.tax_total_accounting = invoice.tax_amount_in_tax_currency
+        return einvoice.write_ubl(doc, rules_dir, peppol=on_peppol)
+    except einvoice.InvoiceRuleError as exc:
+        raise IssuingRefused(invoice.number, [
+            IssueProblem(p.rule, p.field, p.message) for p in einvoice.check(doc, rules_dir)
+            if on_peppol or not p.rule.startswith("PEPPOL")
+        ] or [IssueProblem(exc.rule, exc.field, exc.message)]) from exc
+
+
 def invoice_key(invoice: Invoice) -> str:
     """The subject key of an invoice in the event log."""
     return f"{invoice.organisation_id}:{invoice.number}"
 
 
 def issue_invoice(session: Session, invoice: Invoice, *, store: DocumentStore,
-                  rules_dir: Path | None, actor: str,
-                  official_rules: bool = True) -> str:
+                  rules_dir: Path | None, actor: str, official_rules: bool = True,
+                  ubl: bytes | None = None) -> str:
     """Write, validate and store the invoice's UBL; return its SHA-256.
 
     A draft becomes issued; an invoice that already has its UBL is left alone
     (issuing is idempotent). With ``official_rules`` and a rules folder, the
     UBL must pass the XSD and the CEN and Peppol rules without a fatal finding.
+    ``ubl`` is the document as another system issued it (a UBL import): it is
+    validated and kept byte for byte instead of being written anew.
     """
     if invoice.ubl_sha256:
         return invoice.ubl_sha256
     if invoice.status is InvoiceStatus.VOID:
         raise IssuingRefused(invoice.number, [IssueProblem(
             "HERALD-VOID", "status", "a void document cannot be issued")])
-    doc = document_from_invoice(invoice)
-    try:
-        doc = einvoice.compute(doc, rules_dir=rules_dir)
-        if invoice.tax_currency:
-            doc.totals.tax_total_accounting = invoice.tax_amount_in_tax_currency
-        ubl = einvoice.write_ubl(doc, rules_dir)
-    except einvoice.InvoiceRuleError as exc:
-        raise IssuingRefused(invoice.number, [
-            IssueProblem(p.rule, p.field, p.message) for p in einvoice.check(doc, rules_dir)
-        ] or [IssueProblem(exc.rule, exc.field, exc.message)]) from exc
+    if ubl is None:
+        ubl = _write_ubl(invoice, rules_dir)
     if official_rules and rules_dir is not None:
         findings = einvoice.validate(ubl, rules_dir)
         if not invoice.customer.peppol_endpoint_id:

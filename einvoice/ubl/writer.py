@@ -29,14 +29,16 @@ from einvoice.ubl.xmlbuild import agg, amount, text
 __all__ = ["write_ubl"]
 
 
-def write_ubl(doc: Document, rules_dir: Path | None = None) -> bytes:
+def write_ubl(doc: Document, rules_dir: Path | None = None, *, peppol: bool = True) -> bytes:
     """Return ``doc`` as UTF-8 UBL 2.1 XML bytes (Invoice, or CreditNote for credit notes).
 
     Missing derived amounts (VAT breakdown, totals, line net amounts) are
     computed first. Then :func:`einvoice.check` runs and the first problem is
     raised as :class:`~einvoice.errors.InvoiceRuleError`: nothing is written
     for an invalid document. ``rules_dir`` (else ``$EINVOICE_RULES_DIR``)
-    enables the official unit and currency code lists.
+    enables the official unit and currency code lists. ``peppol=False`` holds
+    the document to EN 16931 only, for a buyer outside the Peppol network
+    (Peppol's own rules demand a buyer endpoint such a buyer does not have).
     """
     needs_compute = (
         doc.totals is None
@@ -47,7 +49,7 @@ def write_ubl(doc: Document, rules_dir: Path | None = None) -> bytes:
     )
     if needs_compute:
         doc = compute(doc, rules_dir=rules_dir)
-    problems = check(doc, rules_dir)
+    problems = [p for p in check(doc, rules_dir) if peppol or not p.rule.startswith("PEPPOL")]
     if problems:
         raise problems[0]
     return etree.tostring(_build(doc), xml_declaration=True, encoding="UTF-8")

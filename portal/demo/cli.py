@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from distribution.documents import make_store
 from portal.cli import run_consumer, serve_in_background
 from portal.db import get_database
 from portal.demo.seed import is_seeded, read_sign_ins, seed_demo
@@ -30,7 +31,8 @@ def demo_command(host: str, port: int, seed_only: bool) -> None:
         if not is_seeded(session):
             started = time.monotonic()
             click.echo("Seeding demo data (a seller, 200 customers, about 1,000 documents)...")
-            seed_demo(session, settings.instance_path)
+            seed_demo(session, settings.instance_path,
+                      make_store(settings.document_store, settings.instance_path))
             click.echo(f"Seeded in {time.monotonic() - started:.1f} s.")
     if seed_only:
         return

@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from distribution.documents import DocumentStore
 from distribution.events import record_event
 from portal.auth.passwords import hash_password
 from portal.demo.customers import DemoCustomer, make_customers
@@ -69,8 +70,9 @@ def is_seeded(session: Session) -> bool:
                           ) is not None
 
 
-def seed_demo(session: Session, instance_path: Path, *, today: date | None = None,
-              customers: int = 200, months: int = 5, seed: int = 2026) -> list[SignIn]:
+def seed_demo(session: Session, instance_path: Path, store: DocumentStore, *,
+              today: date | None = None, customers: int = 200, months: int = 5,
+              seed: int = 2026) -> list[SignIn]:
     """Create the demo data in ``session`` (the caller commits) and return the sign-ins."""
     today = today or date.today()
     rng = random.Random(seed)
@@ -88,7 +90,7 @@ def seed_demo(session: Session, instance_path: Path, *, today: date | None = Non
                  for i, m in enumerate(mappings)]
     for doc in documents:
         doc.payment_means_code = "58" if doc.kind is not DocumentKind.CREDIT_NOTE else None
-    import_documents(session, documents, file="demo", actor=ACTOR)
+    import_documents(session, documents, file="demo", actor=ACTOR, store=store)
     _settle(session, org, today, rng)
     sign_ins = _sign_ins(session, demo_customers)
     _write_sign_ins(instance_path, sign_ins)

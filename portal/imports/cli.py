@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from distribution.documents import make_store
 from portal.db import get_database
 from portal.imports.formats import read_documents
 from portal.imports.problems import ImportRejected
@@ -62,14 +63,13 @@ def import_command(files: tuple[Path, ...], dry_run: bool) -> None:
 
 
 def _import(session, documents, file: str, settings, dry_run: bool) -> ImportResult:
+    options = {"file": file, "rules_dir": settings.einvoice_rules_dir, "actor": "cli:import",
+               "store": make_store(settings.document_store, settings.instance_path)}
     if len(documents) < settings.import_progress_threshold:
-        return import_documents(session, documents, file=file,
-                                rules_dir=settings.einvoice_rules_dir, actor="cli:import")
+        return import_documents(session, documents, **options)
     with click.progressbar(length=len(documents), label=f"Importing {file}",
                            file=sys.stderr) as bar:  # the report on stdout stays clean
-        return import_documents(session, documents, file=file,
-                                rules_dir=settings.einvoice_rules_dir, actor="cli:import",
-                                progress=bar.update)
+        return import_documents(session, documents, progress=bar.update, **options)
 
 
 def _document_count(rejected: ImportRejected) -> int:

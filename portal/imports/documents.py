@@ -78,6 +78,7 @@ class ImportedDocument:
     prepaid_amount: Decimal | None = None
     rounding_amount: Decimal | None = None
     fingerprint: str = ""
+    original_ubl: bytes | None = None  # a UBL import is kept exactly as its issuer wrote it
 
 
 class ValueReader:

@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import einvoice
+from distribution.documents import DocumentStore
 from distribution.events import record_event
 from distribution.sqltypes import utcnow
 from portal.imports.documents import CustomerInput, ImportedDocument
 from portal.imports.problems import ImportRejected, Problem
 from portal.invoice_documents import buyer_party, fill_invoice, seller_party
+from portal.issuing import IssuingRefused, issue_invoice
 from portal.models import (
     Account,
     Contact,
@@ -44,8 +46,10 @@ class ImportResult:
 class _Importer:
     """State for one file: the organisations, customers and accounts seen so far."""
 
-    def __init__(self, session: Session, rules_dir: Path | None, actor: str) -> None:
+    def __init__(self, session: Session, rules_dir: Path | None, actor: str,
+                 store: DocumentStore | None) -> None:
         self.session = session
+        self.store = store
         self.rules_dir = rules_dir
         self.actor = actor
         self.problems: list[Problem] = []
@@ -154,6 +158,7 @@ def import_documents(
     *,
     file: str,
     rules_dir: Path | None = None,
+    store: DocumentStore | None = None,
     actor: str = "import",
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
@@ -161,9 +166,10 @@ def import_documents(
 
     A document whose number the seller already used is ``unchanged`` when its
     content is the same and refused when it differs (issued invoices are never
-    edited; a correction is a credit note).
+    edited; a correction is a credit note). With a ``store``, documents with
+    status issued are issued at once: their UBL is validated and frozen.
     """
-    importer = _Importer(session, rules_dir, actor)
+    importer = _Importer(session, rules_dir, actor, store)
     result = ImportResult(file)
     seen: dict[tuple[int, str], ImportedDocument] = {}
     for doc in documents:
@@ -226,6 +232,18 @@ def _import_one(importer: _Importer, doc: ImportedDocument,
                  {"source": doc.source, "file": doc.locator.file, "status": invoice.status.value,
                   "payable_amount": str(invoice.payable_amount), "currency": invoice.currency,
                   "content_sha256": invoice.content_sha256}, actor=importer.actor)
+    if importer.store is not None and invoice.status is not InvoiceStatus.DRAFT:
+        try:
+            issue_invoice(session, invoice, store=importer.store, rules_dir=importer.rules_dir,
+                          actor=importer.actor, ubl=doc.original_ubl)
+        except IssuingRefused as refused:
+            for problem in refused.problems:
+                # Rule checks name a field of the document; the official validators an XPath.
+                xpath = problem.location.startswith("/")
+                importer.fail(doc, "" if xpath else problem.location,
+                              f"cannot be issued: {problem.message} [{problem.rule}]"
+                              + (f" at {problem.location}" if xpath else ""))
+            return
     result.created.append(doc.number)
 
 

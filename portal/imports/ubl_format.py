@@ -74,6 +74,7 @@ def read_ubl_file(data: bytes, file: str) -> list[ImportedDocument]:
         allowances_charges=doc.allowances_charges,
         vat_exemptions=doc.vat_exemptions,
         fingerprint=fingerprint(data.decode("utf-8", "replace")),
+        original_ubl=data,
         prepaid_amount=doc.totals.prepaid if doc.totals else None,
         rounding_amount=doc.totals.rounding if doc.totals else None,
     )

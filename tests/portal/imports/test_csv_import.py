@@ -67,33 +67,35 @@ def test_comma_file_reads_the_same(session, seller, write_bytes, run_import):
     assert invoice(session, "INV-101").payable_amount == Decimal("44.21")
 
 
-MINIMAL_HEADER = ("invoice_number;issue_date;currency;customer_number;buyer_reference;item_name;"
-                  "quantity;unit_code;net_price;vat_category;vat_rate;vat_exemption_reason;"
+MINIMAL_HEADER = ("invoice_number;issue_date;due_date;currency;customer_number;buyer_reference;"
+                  "item_name;quantity;unit_code;net_price;vat_category;vat_rate;vat_exemption_reason;"
                   "line_allowance_amount;line_allowance_reason")
-GOOD_ROW = "INV-1;2026-10-01;EUR;C1;R;Fibre;1;C62;10;S;21;;;"
+GOOD_ROW = "INV-1;2026-10-01;2026-10-31;EUR;C1;R;Fibre;1;C62;10;S;21;;;"
 
 # (name, the second invoice's row, row, column, words the message must contain)
 BAD_ROWS = [
-    ("bad date", "INV-2;2026-13-01;EUR;C1;R;Fibre;1;C62;10;S;21;;;",
+    ("bad date", "INV-2;2026-13-01;2026-10-31;EUR;C1;R;Fibre;1;C62;10;S;21;;;",
      "issue_date", "'2026-13-01' is not a date"),
-    ("not a number", "INV-2;2026-10-01;EUR;C1;R;Fibre;one;C62;10;S;21;;;",
+    ("not a number", "INV-2;2026-10-01;2026-10-31;EUR;C1;R;Fibre;one;C62;10;S;21;;;",
      "quantity", "'one' has the wrong form"),
-    ("amount with 3 decimals", "INV-2;2026-10-01;EUR;C1;R;Fibre;1;C62;10;S;21;;1.005;Promo",
+    ("amount with 3 decimals",
+     "INV-2;2026-10-01;2026-10-31;EUR;C1;R;Fibre;1;C62;10;S;21;;1.005;Promo",
      "line_allowance_amount", "'1.005' has the wrong form"),
-    ("allowance without reason", "INV-2;2026-10-01;EUR;C1;R;Fibre;1;C62;10;S;21;;1.00;",
+    ("allowance without reason",
+     "INV-2;2026-10-01;2026-10-31;EUR;C1;R;Fibre;1;C62;10;S;21;;1.00;",
      "line_allowance_reason", "is missing; say why"),
-    ("negative price", "INV-2;2026-10-01;EUR;C1;R;Fibre;1;C62;-10;S;21;;;",
+    ("negative price", "INV-2;2026-10-01;2026-10-31;EUR;C1;R;Fibre;1;C62;-10;S;21;;;",
      "net_price", "must not be negative"),
-    ("unknown VAT category", "INV-2;2026-10-01;EUR;C1;R;Fibre;1;C62;10;X;21;;;",
+    ("unknown VAT category", "INV-2;2026-10-01;2026-10-31;EUR;C1;R;Fibre;1;C62;10;X;21;;;",
      "vat_category", "'X' is not allowed"),
-    ("exempt without reason", "INV-2;2026-10-01;EUR;C1;R;Fibre;1;C62;10;E;0;;;",
+    ("exempt without reason", "INV-2;2026-10-01;2026-10-31;EUR;C1;R;Fibre;1;C62;10;E;0;;;",
      "vat_exemption_reason", "needs an exemption reason"),
     ("reverse charge for a customer without VAT ID",
-     "INV-2;2026-10-01;EUR;C1;R;Fibre;1;C62;10;AE;0;Reverse charge;;",
+     "INV-2;2026-10-01;2026-10-31;EUR;C1;R;Fibre;1;C62;10;AE;0;Reverse charge;;",
      "customer_vat_id", "needs the buyer's VAT identifier"),
-    ("standard rate 0", "INV-2;2026-10-01;EUR;C1;R;Fibre;1;C62;10;S;0;;;",
+    ("standard rate 0", "INV-2;2026-10-01;2026-10-31;EUR;C1;R;Fibre;1;C62;10;S;0;;;",
      "vat_rate", "must be above 0"),
-    ("new customer without name", "INV-2;2026-10-01;EUR;NEW;R;Fibre;1;C62;10;S;21;;;",
+    ("new customer without name", "INV-2;2026-10-01;2026-10-31;EUR;NEW;R;Fibre;1;C62;10;S;21;;;",
      "customer_name", "customer NEW is new to Herald, so its name is needed"),
 ]
 

@@ -44,10 +44,11 @@ def test_importing_the_same_file_twice_reports_unchanged_and_writes_nothing(
     second = run_import(path)
 
     assert first.exit_code == 0, first.output
-    # two invoices, one new customer; an event for each invoice and for the customer
+    # two invoices, one new customer; for each invoice an import and an issue event,
+    # and one for the customer
     assert after_first == {"invoices": before["invoices"] + 2,
                            "customers": before["customers"] + 1,
-                           "events": before["events"] + 3}
+                           "events": before["events"] + 5}
     assert second.exit_code == 0, second.output
     assert second.stdout.splitlines() == [
         f"{path}: created 0, unchanged 2 (already imported: INV-1, INV-2)",

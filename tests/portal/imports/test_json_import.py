@@ -54,6 +54,7 @@ def test_array_with_numbers_draft_credit_note_and_allowances(session, seller, wr
                      "address": {"line1": "Kerkstraat 2", "city": "Antwerpen",
                                  "postal_code": "2000", "country_code": "BE"}},
         "preceding_invoice": {"number": "INV-0", "issue_date": "2026-09-01"},
+        "payment_terms": "Deducted from your next invoice.",
         "lines": [{"item_name": "Refund", "quantity": "1", "unit_code": "C62", "net_price": "10",
                    "vat_category": "S", "vat_rate": "21",
                    "allowances_charges": [{"kind": "allowance", "amount": "1.00",
