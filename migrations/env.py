@@ -9,13 +9,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-import distribution.documents  # registers the documents table
-import distribution.events  # registers the events tables
-import distribution.models
+import distribution.schema
 import portal.models
 
 config = context.config
-target_metadata = [portal.models.Base.metadata, distribution.models.Base.metadata]
+target_metadata = [portal.models.Base.metadata, distribution.schema.metadata]
 
 
 def run_migrations(connection: sa.Connection) -> None:

@@ -1,0 +1,212 @@
+"""The dispatcher: releases pending deliveries of running waves at their rate.
+
+One dispatcher runs at a time (on PostgreSQL it holds an advisory lock; embedded
+it runs in the app process). Each tick, for each running wave inside its send
+window, it takes tokens from the wave's bucket (reading the clock after the
+bucket row is locked), claims that many pending deliveries (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL; SQLite serialises writers), marks them released with a
+lease and commits; only then are their send tasks enqueued.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from distribution.deliveries import Delivery, DeliveryState, Message
+from distribution.events import record_event
+from distribution.recipients import Recipient
+from distribution.sqltypes import utcnow
+from distribution.waves import TokenBucket, Wave, WaveState
+
+log = logging.getLogger(__name__)
+
+RELEASE_LEASE = timedelta(minutes=5)
+ADVISORY_LOCK_ID = 0x48455241  # "HERA"
+MAX_BATCH = 2000
+ACTOR = "dispatcher"
+
+
+@dataclass
+class TickResult:
+    """What one tick did."""
+
+    released: dict[int, list[int]] = field(default_factory=dict)  # wave id -> delivery ids
+    finished: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """How many deliveries were released."""
+        return sum(len(ids) for ids in self.released.values())
+
+
+def open_time_zones(session: Session, wave: Wave, now: datetime) -> list[str]:
+    """Time zones of the wave's waiting recipients in which its window is open now."""
+    zones = session.scalars(
+        sa.select(Recipient.time_zone).distinct()
+        .join(Message, Message.recipient_id == Recipient.id)
+        .join(Delivery, Delivery.message_id == Message.id)
+        .where(Delivery.wave_id == wave.id, Delivery.state == DeliveryState.PENDING)
+    ).all()
+    return [zone for zone in zones if wave.window_open(now, zone)]
+
+
+def _take_tokens(session: Session, wave: Wave) -> tuple[int, datetime]:
+    bucket = session.scalars(sa.select(TokenBucket).where(TokenBucket.wave_id == wave.id)
+                             .with_for_update()).first()
+    now = utcnow()  # read after the lock is held, so two ticks cannot both count the same time
+    if bucket is None:
+        bucket = TokenBucket(wave_id=wave.id, tokens=0.0, burst=_burst(wave), refilled_at=now)
+        session.add(bucket)
+    elapsed = max((now - bucket.refilled_at).total_seconds(), 0.0)
+    bucket.tokens = min(bucket.burst, bucket.tokens + elapsed * wave.rate_per_minute / 60.0)
+    bucket.burst = _burst(wave)
+    bucket.refilled_at = now
+    return math.floor(bucket.tokens), now
+
+
+def _burst(wave: Wave) -> float:
+    # At most two seconds' worth at once, and at least one, so the rate stays smooth.
+    return max(1.0, wave.rate_per_minute / 30.0)
+
+
+def release_wave(session: Session, wave: Wave) -> list[int]:
+    """Release what the wave's bucket allows now; returns the released delivery ids."""
+    available, now = _take_tokens(session, wave)
+    if available <= 0:
+        return []
+    zones = open_time_zones(session, wave, now)
+    if not zones:
+        return []
+    query = (
+        sa.select(Delivery.id)
+        .join(Message, Message.id == Delivery.message_id)
+        .join(Recipient, Recipient.id == Message.recipient_id)
+        .where(Delivery.wave_id == wave.id, Delivery.state == DeliveryState.PENDING,
+               Recipient.time_zone.in_(zones),
+               sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
+        .order_by(Delivery.id)
+        .limit(min(available, MAX_BATCH))
+    )
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Delivery)
+    ids = list(session.scalars(query))
+    if not ids:
+        return []
+    session.execute(
+        sa.update(Delivery).where(Delivery.id.in_(ids), Delivery.state == DeliveryState.PENDING)
+        .values(state=DeliveryState.RELEASED, lease_until=now + RELEASE_LEASE, updated_at=now)
+        .execution_options(synchronize_session=False))
+    bucket = session.get(TokenBucket, wave.id)
+    bucket.tokens -= len(ids)
+    for delivery_id in ids:
+        record_event(session, "delivery", str(delivery_id), "delivery.released",
+                     {"wave_id": wave.id}, actor=ACTOR)
+    return ids
+
+
+def _finish_if_done(session: Session, wave: Wave) -> bool:
+    open_states = (DeliveryState.PENDING, DeliveryState.RELEASED, DeliveryState.SENDING,
+                   DeliveryState.IN_DOUBT)
+    left = session.scalar(sa.select(sa.func.count()).select_from(Delivery).where(
+        Delivery.wave_id == wave.id, Delivery.state.in_(open_states)))
+    if left:
+        return False
+    wave.state = WaveState.DONE
+    wave.finished_at = utcnow()
+    record_event(session, "wave", str(wave.id), "wave.done", {}, actor=ACTOR)
+    return True
+
+
+def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None]) -> TickResult:
+    """One pass over the running waves; each wave in its own short transaction."""
+    result = TickResult()
+    with make_session() as session:
+        wave_ids = list(session.scalars(sa.select(Wave.id).where(
+            Wave.state == WaveState.RUNNING).order_by(Wave.id)))
+    for wave_id in wave_ids:
+        with make_session() as session, session.begin():
+            wave = session.get(Wave, wave_id, with_for_update=True)
+            if wave is None or wave.state is not WaveState.RUNNING:
+                continue  # paused or cancelled since the list was read
+            ids = release_wave(session, wave)
+            if not ids and _finish_if_done(session, wave):
+                result.finished.append(wave_id)
+        if ids:
+            result.released[wave_id] = ids
+            for delivery_id in ids:  # only after commit: the database is the truth
+                enqueue(delivery_id)
+    return result
+
+
+class DispatcherLock:
+    """Makes sure one dispatcher is active: a PostgreSQL advisory lock on its own connection.
+
+    Embedded (SQLite) the dispatcher runs inside the single app process, so the
+    lock is always granted.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.connection: sa.Connection | None = None
+        self.held = engine.dialect.name != "postgresql"
+
+    def ensure(self) -> bool:
+        """Hold the lock: keep it if held and its connection lives, else try to take it."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        try:
+            if self.connection is None:
+                self.connection = self.engine.connect()
+            if self.held:
+                # A restarted database drops the lock with the connection; find out.
+                self.connection.scalar(sa.text("SELECT 1"))
+            else:
+                self.held = bool(self.connection.scalar(
+                    sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID}))
+            self.connection.commit()
+        except sa.exc.DBAPIError:
+            self.release()
+        return self.held
+
+    def release(self) -> None:
+        """Give the lock up (closing the connection releases it)."""
+        self.held = self.engine.dialect.name != "postgresql"
+        if self.connection is not None:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                self.connection.close()
+            self.connection = None
+
+
+def run_dispatcher(make_session: sessionmaker[Session], engine: sa.Engine,
+                   enqueue: Callable[[int], None], *, interval: float = 1.0,
+                   should_stop: Callable[[], bool] = lambda: False,
+                   reconcile: Callable[[], object] | None = None,
+                   reconcile_every: float = 60.0) -> None:
+    """Tick every ``interval`` seconds while holding the dispatcher lock, until stopped."""
+    lock = DispatcherLock(engine)
+    last_reconcile = 0.0
+    try:
+        while not should_stop():
+            if not lock.ensure():
+                time.sleep(interval)  # another dispatcher is active; wait to take over
+                continue
+            started = time.monotonic()
+            try:
+                tick(make_session, enqueue)
+                if reconcile and started - last_reconcile >= reconcile_every:
+                    reconcile()
+                    last_reconcile = started
+            except sa.exc.OperationalError:
+                log.exception("dispatcher tick failed; retrying")  # e.g. database restarting
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    finally:
+        lock.release()

@@ -1,0 +1,169 @@
+"""Which channels a message goes out on: organisation defaults, mandatory types, the
+customer's own choice per message type or for everything, and fallbacks.
+
+Resolution is layered (ARCHITECTURE decision 7). The customer's list of
+channels for a message type (else their global list, else the organisation's
+default for the type) says where the message goes. A chosen channel with no
+working address falls back along the customer's order of channels, and finally
+to the portal inbox, which always works; every fallback carries its reason so
+the message can tell the customer and the log can tell the auditor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from distribution.channels.base import ChannelName
+from distribution.models import Base
+from distribution.recipients import Address, Recipient
+from distribution.sqltypes import UTCDateTime, utcnow
+
+ALL_TYPES = "*"
+
+# Built-in message types: (code, mandatory, default channels in order).
+DEFAULT_MESSAGE_TYPES = (
+    ("invoice", False, ["email", "portal"]),
+    ("credit_note", False, ["email", "portal"]),
+    ("reminder", False, ["email", "portal"]),
+    ("receipt", False, ["email"]),
+    ("signature_request", True, ["email", "portal"]),
+    ("notice", True, ["email", "portal"]),
+)
+
+NO_ADDRESS_REASONS = {
+    ChannelName.EMAIL: "no working email address",
+    ChannelName.WEB_PUSH: "no browser has push notifications switched on",
+    ChannelName.FCM: "the mobile app is not registered on any device",
+    ChannelName.PEPPOL: "no Peppol ID is known",
+    ChannelName.PORTAL: "",
+}
+
+
+class MessageType(Base):
+    """A kind of message and the organisation's default channels for it."""
+
+    __tablename__ = "message_types"
+
+    code: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    mandatory: Mapped[bool] = mapped_column(default=False)
+    default_channels: Mapped[list[str]] = mapped_column(sa.JSON)
+
+
+class Preference(Base):
+    """A recipient's channels for one message type, or for all of them (``*``)."""
+
+    __tablename__ = "preferences"
+    __table_args__ = (sa.UniqueConstraint("recipient_id", "message_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("recipients.id", ondelete="CASCADE"), index=True)
+    message_type: Mapped[str] = mapped_column(sa.String(32))
+    channels: Mapped[list[str]] = mapped_column(sa.JSON)
+    opted_out: Mapped[bool] = mapped_column(default=False)
+    # What email carries: ["pdf"], ["ubl"], both, or nothing (the link only).
+    email_attachments: Mapped[list[str]] = mapped_column(sa.JSON, default=lambda: ["pdf"])
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelChoice:
+    """One channel a message goes out on, the address to use, and why it was chosen."""
+
+    channel: ChannelName
+    address: Address | None  # None for the portal inbox
+    fallback_for: ChannelName | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where one message goes, and what the customer asked for."""
+
+    choices: list[ChannelChoice]
+    email_attachments: list[str]
+    opted_out: bool = False
+    # Chosen channels that cannot be used now, with the reason (told to the customer).
+    unavailable: list[tuple[ChannelName, str]] = field(default_factory=list)
+
+
+def ensure_message_types(session: Session) -> None:
+    """Create the built-in message types that do not exist yet."""
+    existing = set(session.scalars(sa.select(MessageType.code)))
+    for code, mandatory, channels in DEFAULT_MESSAGE_TYPES:
+        if code not in existing:
+            session.add(MessageType(code=code, mandatory=mandatory, default_channels=channels))
+    session.flush()
+
+
+def set_preference(session: Session, recipient: Recipient, message_type: str,
+                   channels: list[ChannelName], *, email_attachments: list[str] | None = None,
+                   opted_out: bool = False) -> Preference:
+    """Record the recipient's channels for ``message_type`` (``*`` for all types)."""
+    preference = session.scalars(sa.select(Preference).where(
+        Preference.recipient_id == recipient.id,
+        Preference.message_type == message_type)).first()
+    if preference is None:
+        preference = Preference(recipient_id=recipient.id, message_type=message_type)
+        session.add(preference)
+    preference.channels = [ChannelName(c).value for c in channels]
+    preference.opted_out = opted_out
+    if email_attachments is not None:
+        preference.email_attachments = email_attachments
+    session.flush()
+    return preference
+
+
+def resolve(session: Session, recipient: Recipient, message_type: str) -> Resolution:
+    """The channels and addresses for one message of ``message_type`` to ``recipient``."""
+    kind = session.get(MessageType, message_type)
+    if kind is None:
+        raise ValueError(f"unknown message type {message_type!r}; known: "
+                         + ", ".join(code for code, _, _ in DEFAULT_MESSAGE_TYPES))
+    preferences = {p.message_type: p for p in session.scalars(
+        sa.select(Preference).where(Preference.recipient_id == recipient.id))}
+    specific = preferences.get(message_type)
+    overall = preferences.get(ALL_TYPES)
+    chosen = specific or overall
+    attachments = (chosen.email_attachments if chosen else None) or ["pdf"]
+    if chosen is not None and chosen.opted_out and not kind.mandatory:
+        return Resolution([], attachments, opted_out=True)
+    wanted = [ChannelName(c) for c in (chosen.channels if chosen and chosen.channels
+                                       and not chosen.opted_out else kind.default_channels)]
+    order = _unique([ChannelName(c) for c in (overall.channels if overall else [])]
+                    + wanted + [ChannelName(c) for c in kind.default_channels]
+                    + [ChannelName.PORTAL])
+    choices: list[ChannelChoice] = []
+    unavailable: list[tuple[ChannelName, str]] = []
+    for channel in _unique(wanted):
+        address = _working_address(recipient, channel)
+        if channel is ChannelName.PORTAL or address is not None:
+            choices.append(ChannelChoice(channel, address))
+        else:
+            unavailable.append((channel, NO_ADDRESS_REASONS[channel]))
+    if not choices and unavailable:
+        # Nothing the customer chose works: fall back along their order, portal last.
+        missed, reason = unavailable[0]
+        fallback = next(c for c in order if c not in wanted
+                        and (c is ChannelName.PORTAL or _working_address(recipient, c)))
+        choices.append(ChannelChoice(fallback, _working_address(recipient, fallback),
+                                     fallback_for=missed, reason=reason))
+    return Resolution(choices, attachments, unavailable=unavailable)
+
+
+def _working_address(recipient: Recipient, channel: ChannelName) -> Address | None:
+    addresses = recipient.working_addresses(channel)
+    verified = [a for a in addresses if a.verified_at is not None]
+    return (verified or addresses or [None])[0]
+
+
+def _unique(channels: list[ChannelName]) -> list[ChannelName]:
+    seen: list[ChannelName] = []
+    for channel in channels:
+        if channel not in seen:
+            seen.append(channel)
+    return seen

@@ -1,0 +1,13 @@
+"""Every module that defines one of distribution's tables, imported so its MetaData is whole."""
+
+from distribution import (  # noqa: F401  (imported for their tables)
+    deliveries,
+    documents,
+    events,
+    preferences,
+    recipients,
+    waves,
+)
+from distribution.models import Base
+
+metadata = Base.metadata
