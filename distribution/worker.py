@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from huey.api import TaskWrapper
 from sqlalchemy.orm import Session, sessionmaker
 
 from distribution.models import WorkerHeartbeat
+from distribution.sending import Sender
 from distribution.sqltypes import utcnow
 
 QUEUE_NAME = "herald"
@@ -76,14 +79,37 @@ class Tasks:
     """Handles of the tasks registered on one Huey instance."""
 
     heartbeat: TaskWrapper
+    send: TaskWrapper
 
 
-def register_tasks(huey: Huey, make_session: sessionmaker[Session]) -> Tasks:
-    """Register distribution's tasks on ``huey``; they open their own sessions."""
+def register_tasks(huey: Huey, make_session: sessionmaker[Session],
+                   make_sender: Callable[[], Sender] | None = None) -> Tasks:
+    """Register distribution's tasks on ``huey``; they open their own sessions.
+
+    ``make_sender`` builds the channels once per worker process, on the first
+    send, so that a web process that only enqueues never opens SMTP connections.
+    """
+    senders: list[Sender] = []
+    lock = threading.Lock()
+
+    def sender() -> Sender:
+        with lock:
+            if not senders:
+                if make_sender is None:
+                    raise RuntimeError("this queue was set up without channels")
+                senders.append(make_sender())
+            return senders[0]
 
     @huey.periodic_task(crontab(minute="*"), name="heartbeat")
     def heartbeat() -> None:
         with make_session() as session, session.begin():
             record_heartbeat(session, worker_name())
 
-    return Tasks(heartbeat=heartbeat)
+    # No Huey retries: the database decides (retryable errors go back to pending with a
+    # backoff, and the reconciler recovers what a crashed worker left behind).
+    @huey.task(name="send", retries=0)
+    def send(delivery_id: int) -> str | None:
+        state = sender().send(delivery_id)
+        return state.value if state else None
+
+    return Tasks(heartbeat=heartbeat, send=send)

@@ -14,17 +14,11 @@ from portal import db
 from portal.config import Settings
 from portal.extensions import csrf, htmx, login_manager
 
-# Settings read from the environment; in ``create_app(config)`` the same names override them.
-SETTING_NAMES = (
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "HUEY_URL",
-    "EINVOICE_RULES_DIR",
-    "DOCUMENT_STORE",
-    "HERALD_INSTANCE_PATH",
-    "HERALD_PUBLIC_URL",
-    "SESSION_LIFETIME_MINUTES",
-    "IMPORT_PROGRESS_THRESHOLD",
+# Environment variables Herald reads (see portal.config); in ``create_app(config)`` the
+# same names override them.
+SETTING_PREFIXES = (
+    "DATABASE_URL", "SECRET_KEY", "HUEY_URL", "EINVOICE_", "HERALD_", "SESSION_LIFETIME_",
+    "IMPORT_", "DOCUMENT_STORE", "MAIL_", "SMTP_", "DKIM_", "VAPID_", "FCM_", "PEPPOL_",
 )
 
 
@@ -32,11 +26,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the portal app.
 
     ``config`` overrides environment variables of the same name (see
-    :data:`SETTING_NAMES`) and any other Flask setting, which is how tests pick
+    :data:`SETTING_PREFIXES`) and any other Flask setting, which is how tests pick
     their database and instance folder.
     """
     config = dict(config or {})
-    environ = {**os.environ, **{k: str(config.pop(k)) for k in SETTING_NAMES if k in config}}
+    overrides = {k: str(config.pop(k)) for k in list(config) if k.startswith(SETTING_PREFIXES)}
+    environ = {**os.environ, **overrides}
     app = Flask(
         __name__,
         instance_path=environ.get("HERALD_INSTANCE_PATH") or None,

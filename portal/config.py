@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from distribution.channels.email_settings import SmtpSettings, SmtpSettingsError
+
 
 class ConfigError(ValueError):
     """A setting in the environment is malformed; the message names the variable and the fix."""
@@ -34,6 +36,14 @@ class Settings:
     public_url: str
     session_lifetime_minutes: int
     import_progress_threshold: int
+    # Channels; each is off until configured (the portal inbox is always on).
+    smtp: SmtpSettings | None = None
+    vapid_private_key_file: Path | None = None
+    vapid_subject: str | None = None
+    fcm_service_account_file: Path | None = None
+    peppol_outbox: Path | None = None
+    peppol_api_url: str | None = None
+    peppol_api_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, instance_path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +67,13 @@ class Settings:
             public_url=(env.get("HERALD_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
             session_lifetime_minutes=_positive_int(env, "SESSION_LIFETIME_MINUTES", 60 * 12),
             import_progress_threshold=_positive_int(env, "IMPORT_PROGRESS_THRESHOLD", 200),
+            smtp=_smtp(env),
+            vapid_private_key_file=_path(env, "VAPID_PRIVATE_KEY_FILE", must_exist=True),
+            vapid_subject=env.get("VAPID_SUBJECT") or None,
+            fcm_service_account_file=_path(env, "FCM_SERVICE_ACCOUNT_FILE", must_exist=True),
+            peppol_outbox=_path(env, "PEPPOL_OUTBOX"),
+            peppol_api_url=env.get("PEPPOL_API_URL") or None,
+            peppol_api_token=env.get("PEPPOL_API_TOKEN") or None,
         )
 
 
@@ -86,6 +103,25 @@ def persisted_secret_key(instance_path: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def _smtp(env: Mapping[str, str]) -> SmtpSettings | None:
+    if not env.get("MAIL_FROM"):
+        return None  # email is off until an address to send from is configured
+    try:
+        return SmtpSettings.from_env(env)
+    except SmtpSettingsError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _path(env: Mapping[str, str], name: str, *, must_exist: bool = False) -> Path | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    path = Path(raw)
+    if must_exist and not path.is_file():
+        raise ConfigError(f"{name}={raw!r} is not a file; point it at the file or unset it")
+    return path
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from flask import Flask, current_app
 from huey import Huey
 
+from distribution.documents import make_store
+from distribution.sending import Sender
 from distribution.worker import Tasks, make_huey, register_tasks
+from portal.channels import build_channels
 from portal.config import Settings
 from portal.db import get_database
 
@@ -17,7 +20,13 @@ def init_app(app: Flask, settings: Settings) -> None:
     huey = make_huey(
         settings.huey_url, settings.instance_path, immediate=bool(app.config.get("HUEY_IMMEDIATE"))
     )
-    tasks = register_tasks(huey, get_database(app).sessionmaker)
+    make_session = get_database(app).sessionmaker
+
+    def make_sender() -> Sender:
+        return Sender(make_session, build_channels(settings),
+                      make_store(settings.document_store, settings.instance_path))
+
+    tasks = register_tasks(huey, make_session, make_sender)
     app.extensions[EXTENSION_KEY] = (huey, tasks)
 
 
