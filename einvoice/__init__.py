@@ -27,6 +27,7 @@ from einvoice.model import (
     VatBreakdown,
     VatExemption,
 )
+from einvoice.pdf import Branding, render_pdf
 from einvoice.rules import check
 from einvoice.ubl import read_ubl, write_ubl
 from einvoice.validation import Finding, Findings, validate
@@ -35,6 +36,7 @@ __all__ = [
     "Address",
     "AllowanceCharge",
     "Attachment",
+    "Branding",
     "Delivery",
     "Document",
     "DocumentKind",
@@ -52,6 +54,7 @@ __all__ = [
     "check",
     "compute",
     "read_ubl",
+    "render_pdf",
     "validate",
     "write_ubl",
 ]

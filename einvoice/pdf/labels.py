@@ -99,7 +99,9 @@ LABELS: dict[str, dict[str, str]] = {
         "amount_due": "Te betalen",
         "amount_credited": "Gecrediteerd bedrag",
         "payment": "Betaling",
-        "pay_by_transfer": "Gelieve {amount} uiterlijk {date} over te maken naar onderstaande rekening.",
+        "pay_by_transfer": (
+            "Gelieve {amount} uiterlijk {date} over te maken naar onderstaande rekening."
+        ),
         "pay_by_transfer_no_date": "Gelieve {amount} over te maken naar onderstaande rekening.",
         "credit_info": "Dit bedrag wordt verrekend of terugbetaald.",
         "beneficiary": "Begunstigde",
@@ -249,7 +251,11 @@ UNITS: dict[str, dict[str, tuple[str, str]]] = {
     "MON": {"en": ("month", "months"), "nl": ("maand", "maanden"), "es": ("mes", "meses")},
     "ANN": {"en": ("year", "years"), "nl": ("jaar", "jaar"), "es": ("año", "años")},
     "SET": {"en": ("set", "sets"), "nl": ("set", "sets"), "es": ("juego", "juegos")},
-    "LS": {"en": ("lump sum", "lump sum"), "nl": ("forfait", "forfait"), "es": ("global", "global")},
+    "LS": {
+        "en": ("lump sum", "lump sum"),
+        "nl": ("forfait", "forfait"),
+        "es": ("global", "global"),
+    },
     "KWH": {lang: ("kWh", "kWh") for lang in LABELS},
     "MWH": {lang: ("MWh", "MWh") for lang in LABELS},
     "4L": {lang: ("MB", "MB") for lang in LABELS},

@@ -109,8 +109,10 @@ def _check_review_url(url: str | None) -> None:
 
 
 def _computed(doc: Document) -> Document:
-    if doc.totals is None or not doc.vat_breakdown or any(
-        line.net_amount is None for line in doc.lines
+    if (
+        doc.totals is None
+        or not doc.vat_breakdown
+        or any(line.net_amount is None for line in doc.lines)
     ):
         from einvoice.calc import compute
 
@@ -131,7 +133,10 @@ def render_html(
     _check_review_url(review_url)
     doc = _computed(doc)
     context = build_context(doc, language, status=status, review_url=review_url)
-    payload = epc_payload_for(doc)
+    # A paid invoice keeps its payment details for the record, but no code
+    # that invites paying it twice.
+    paid = context["status"] is not None and context["status"]["key"] == "paid"
+    payload = None if paid else epc_payload_for(doc)
     words = context["words"]
     context["qr_svg"] = epc_qr_svg(payload, title=words["scan_to_pay"]) if payload else None
     context["branding"] = branding
@@ -146,6 +151,19 @@ def render_html(
 def _attachment_name(number: str) -> str:
     # Invoice numbers may hold "/" or spaces; keep the file name portable.
     return re.sub(r"[^0-9A-Za-z._-]+", "_", number).strip("_") + ".xml"
+
+
+def _one_associated_file_entry(document: object, pdf: object) -> None:
+    """PDF finisher: WeasyPrint 70 lists the attachment twice in the catalog's /AF.
+
+    It adds the file specification once from the EmbeddedFiles name tree and
+    once from the object list; validators expect each associated file once.
+    """
+    associated = pdf.catalog.get("AF")  # type: ignore[attr-defined]
+    if associated:
+        unique = list(dict.fromkeys(associated))
+        associated.clear()
+        associated.extend(unique)
 
 
 def render_pdf(
@@ -174,6 +192,7 @@ def render_pdf(
     fonts, stylesheet, fetcher = _engine()
     options: dict = {}
     if attach_ubl is not None:
+        options["finisher"] = _one_associated_file_entry
         data_url = "data:application/xml;base64," + base64.b64encode(attach_ubl).decode()
         options["pdf_variant"] = "pdf/a-3b"
         options["attachments"] = [

@@ -102,9 +102,7 @@ def _party(party: Party, locale: Locale) -> PartyView:
         if addr.country_code:
             address.append(locale.territories.get(addr.country_code, addr.country_code))
     contact = [
-        value
-        for value in (party.contact_name, party.contact_email, party.contact_phone)
-        if value
+        value for value in (party.contact_name, party.contact_email, party.contact_phone) if value
     ]
     return PartyView(
         name=party.name,
@@ -229,7 +227,11 @@ def _vat_rows(doc: Document, language: str, fmt: Formatter) -> list[dict]:
     for entry in doc.vat_breakdown:
         reason = entry.exemption_reason or ""
         if entry.exemption_reason_code:
-            reason = f"{reason} ({entry.exemption_reason_code})" if reason else entry.exemption_reason_code
+            reason = (
+                f"{reason} ({entry.exemption_reason_code})"
+                if reason
+                else entry.exemption_reason_code
+            )
         rows.append(
             {
                 "category": names.get(entry.category, entry.category),
@@ -273,21 +275,21 @@ def _payment(doc: Document, words: dict[str, str], fmt: Formatter) -> dict | Non
         if doc.due_date
         else words["pay_by_transfer_no_date"].format(amount=due)
     )
-    rows: list[tuple[str, str]] = []
+    # (label, value, is a code): codes print in a monospaced font so that
+    # an IBAN or a reference is easy to copy by eye.
+    rows: list[tuple[str, str, bool]] = []
     if means.iban and means.code in _CREDIT_TRANSFER_CODES:
-        rows.append((words["beneficiary"], beneficiary(doc, means)))
-        rows.append(("IBAN", _group(means.iban)))
+        rows.append((words["beneficiary"], beneficiary(doc, means), False))
+        rows.append(("IBAN", _group(means.iban), True))
         if means.bic:
-            rows.append(("BIC", means.bic))
+            rows.append(("BIC", means.bic, True))
     elif means.text:
         intro = means.text
     if means.payment_id:
         reference = means.payment_id
         if is_valid_creditor_reference(reference):
             reference = format_creditor_reference(reference.upper())
-        rows.append((words["payment_reference"], reference))
-    if doc.due_date:
-        rows.append((words["due_date"], fmt.date(doc.due_date)))
+        rows.append((words["payment_reference"], reference, True))
     return {"intro": intro, "rows": rows}
 
 
