@@ -29,6 +29,10 @@ def init_app(app: Flask, settings: Settings) -> None:
     tasks = register_tasks(huey, make_session, make_sender)
     app.extensions[EXTENSION_KEY] = (huey, tasks)
 
+    from portal import tasks as portal_tasks  # it imports this module for get_huey
+
+    portal_tasks.init_app(app, settings)
+
 
 def get_huey(app: Flask | None = None) -> Huey:
     """The app's Huey instance."""

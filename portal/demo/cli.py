@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from datetime import date
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
 from distribution.documents import make_store
+from portal import create_app
 from portal.cli import run_consumer, serve_in_background
 from portal.db import get_database
-from portal.demo.seed import is_seeded, read_sign_ins, seed_demo
+from portal.demo.mail_sink import start_mail_sink
+from portal.demo.seed import demo_run, is_seeded, read_sign_ins, seed_demo
 from portal.migrate import upgrade
+from portal.runs_cli import start_dispatcher_loop
+from portal.tasks import enqueue_pdf_rendering, unrendered_invoice_ids
 
 
 @click.command("demo")
@@ -33,13 +40,42 @@ def demo_command(host: str, port: int, seed_only: bool) -> None:
             click.echo("Seeding demo data (a seller, 200 customers, about 1,000 documents)...")
             seed_demo(session, settings.instance_path,
                       make_store(settings.document_store, settings.instance_path))
-            click.echo(f"Seeded in {time.monotonic() - started:.1f} s.")
+            summary = demo_run(session, date.today(), settings.public_url)
+            click.echo(f"Seeded in {time.monotonic() - started:.1f} s; run {summary.run.id} "
+                       f"sends {summary.messages_created} invoices from last month.")
+    # After the commit; the worker renders the PDFs beside the web server (or on the next start).
+    with database.session_scope() as session:
+        enqueue_pdf_rendering(app, unrendered_invoice_ids(session))
     if seed_only:
         return
-    serve_in_background(app, host, port)
+    # Channels point at safe local sinks unless the user configured real ones.
+    sink = None
+    overrides = {}
+    if settings.smtp is None:
+        sink, sink_port = start_mail_sink(settings.instance_path)
+        overrides.update(MAIL_FROM="billing@helder.example", MAIL_FROM_NAME="Helder",
+                         SMTP_HOST="127.0.0.1", SMTP_PORT=str(sink_port))
+    if not os.environ.get("HERALD_PUBLIC_URL"):
+        overrides["HERALD_PUBLIC_URL"] = f"http://{host}:{port}"
+    if settings.peppol_outbox is None and settings.peppol_api_url is None:
+        overrides["PEPPOL_OUTBOX"] = str(settings.instance_path / "demo-peppol-outbox")
+    demo_app = create_app({**overrides, "HERALD_INSTANCE_PATH": str(settings.instance_path)})
+    serve_in_background(demo_app, host, port)
+    stop = threading.Event()
+    dispatcher = threading.Thread(target=start_dispatcher_loop, args=(demo_app, stop),
+                                  name="herald-dispatcher", daemon=True)
+    dispatcher.start()
     click.echo(f"\nHerald demo: http://{host}:{port}/\n")
     click.echo("Sign in as:")
     for sign_in in read_sign_ins(settings.instance_path):
         click.echo(f"  {sign_in.role:<20} {sign_in.email:<40} password: {sign_in.password}")
+    if sink is not None:
+        click.echo(f"\nEmails go to a local mailbox: {settings.instance_path / 'demo-mail'}")
     click.echo("\nPress Ctrl+C to stop.")
-    run_consumer(app, workers=2)
+    try:
+        run_consumer(demo_app, workers=2)
+    finally:
+        stop.set()
+        dispatcher.join(timeout=5)
+        if sink is not None:
+            sink.stop()

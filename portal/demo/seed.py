@@ -18,8 +18,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from distribution.channels.base import ChannelName
 from distribution.documents import DocumentStore
 from distribution.events import record_event
+from distribution.preferences import ensure_message_types, set_preference
+from distribution.runs import RunSummary, WaveOptions, start_wave
 from portal.auth.passwords import hash_password
 from portal.demo.customers import DemoCustomer, make_customers
 from portal.demo.invoices import monthly_invoices
@@ -36,6 +39,8 @@ from portal.models import (
     User,
 )
 from portal.payments import record_payment
+from portal.recipients_sync import sync_customer
+from portal.runs import RunSelection, create_document_run
 
 DEMO_VAT_ID = "BE0123456749"
 SIGN_INS_FILE = "demo-sign-ins.txt"
@@ -92,6 +97,7 @@ def seed_demo(session: Session, instance_path: Path, store: DocumentStore, *,
         doc.payment_means_code = "58" if doc.kind is not DocumentKind.CREDIT_NOTE else None
     import_documents(session, documents, file="demo", actor=ACTOR, store=store)
     _settle(session, org, today, rng)
+    _preferences(session, demo_customers, rng)
     sign_ins = _sign_ins(session, demo_customers)
     _write_sign_ins(instance_path, sign_ins)
     return sign_ins
@@ -126,6 +132,38 @@ def _settle(session: Session, org: Organisation, today: date, rng: random.Random
             provider_reference=f"DEMO-{invoice.number}", reference=invoice.payment_reference,
             actor=ACTOR,
         )
+
+
+def _preferences(session: Session, demo_customers: list[DemoCustomer],
+                 rng: random.Random) -> None:
+    """Businesses on Peppol take e-invoices; some customers want the portal only or no PDF."""
+    ensure_message_types(session)
+    for demo in demo_customers:
+        customer = demo.customer
+        recipient = sync_customer(session, customer, actor=ACTOR)
+        if customer.peppol_endpoint_id:
+            set_preference(session, recipient, "*", [ChannelName.PEPPOL, ChannelName.EMAIL],
+                           email_attachments=[])
+        elif rng.random() < 0.1:
+            set_preference(session, recipient, "*", [ChannelName.PORTAL])
+        elif rng.random() < 0.2:
+            set_preference(session, recipient, "invoice", [ChannelName.EMAIL, ChannelName.PORTAL],
+                           email_attachments=["pdf", "ubl"])
+
+
+def demo_run(session: Session, today: date, public_url: str) -> RunSummary:
+    """A run over last month's invoices, started at a rate the demo can show going out."""
+    first_of_month = today.replace(day=1)
+    selection = RunSelection(kind=DocumentKind.INVOICE,
+                             issued_from=(first_of_month - timedelta(days=1)).replace(day=1),
+                             issued_to=first_of_month - timedelta(days=1))
+    options = WaveOptions(wave_size=100, rate_per_minute=30, window_start_hour=0,
+                          window_end_hour=24, weekdays=tuple(range(7)))
+    summary = create_document_run(session, selection, options, name="Demo: last month's invoices",
+                                  public_url=public_url, created_by=ACTOR)
+    if summary.run.waves:
+        start_wave(session, summary.run.waves[0].id, actor=ACTOR)
+    return summary
 
 
 def _sign_ins(session: Session, demo_customers: list[DemoCustomer]) -> list[SignIn]:

@@ -14,6 +14,7 @@ from portal.db import get_database
 from portal.imports.formats import read_documents
 from portal.imports.problems import ImportRejected
 from portal.imports.service import ImportResult, import_documents
+from portal.tasks import enqueue_pdf_rendering, unrendered_invoice_ids
 
 
 @click.group("invoices")
@@ -41,6 +42,7 @@ def import_command(files: tuple[Path, ...], dry_run: bool) -> None:
             documents = read_documents(path)
             with database.sessionmaker() as session, session.begin():
                 result = _import(session, documents, str(path), settings, dry_run)
+                to_render = [] if dry_run else unrendered_invoice_ids(session, result.created)
                 if dry_run:
                     session.rollback()
         except ImportRejected as exc:
@@ -51,6 +53,8 @@ def import_command(files: tuple[Path, ...], dry_run: bool) -> None:
             for problem in exc.problems:
                 click.echo(f"  {problem}", err=True)
             continue
+        # PDFs are rendered by the worker, and only once the import is committed.
+        enqueue_pdf_rendering(current_app, to_render)
         created += len(result.created)
         unchanged += len(result.unchanged)
         click.echo(_file_line(path, result, dry_run))

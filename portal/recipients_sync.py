@@ -1,0 +1,35 @@
+"""Keeps distribution's recipients and addresses in step with the portal's customers.
+
+A customer is recipient ``customer:<id>``; their contacts' email addresses and
+their Peppol ID become addresses. Called in the same transaction as the change
+(and before every run, so a run never misses a new contact).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from distribution.channels.base import ChannelName
+from distribution.recipients import Recipient, add_address, upsert_recipient
+from portal.models import Customer
+
+
+def recipient_key(customer: Customer) -> str:
+    """The key distribution knows a customer by."""
+    return f"customer:{customer.id}"
+
+
+def sync_customer(session: Session, customer: Customer, *, actor: str) -> Recipient:
+    """Create or update the customer's recipient and add any new address."""
+    recipient = upsert_recipient(session, recipient_key(customer), name=customer.name,
+                                 language=customer.language, time_zone=customer.time_zone)
+    for contact in customer.contacts:
+        if contact.email:
+            # Addresses from the billing system are the customer's own on record.
+            add_address(session, recipient, ChannelName.EMAIL, contact.email.lower(),
+                        verified=True, label=contact.name, actor=actor)
+    if customer.peppol_endpoint_id and customer.peppol_endpoint_scheme:
+        add_address(session, recipient, ChannelName.PEPPOL,
+                    f"{customer.peppol_endpoint_scheme}:{customer.peppol_endpoint_id}",
+                    verified=True, actor=actor)
+    return recipient

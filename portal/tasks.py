@@ -1,0 +1,130 @@
+"""The portal's background tasks: rendering issued invoices' PDFs in batches.
+
+Issuing stores the UBL at once but leaves the PDF (about 150 ms each) to the
+worker, so importing thousands of invoices is not held up by rendering.
+Callers enqueue after their transaction commits (:func:`enqueue_pdf_rendering`);
+a batch skips invoices that already have a PDF, so running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import Flask
+from huey.api import TaskWrapper
+from sqlalchemy.orm import Session, sessionmaker
+
+from distribution.documents import DocumentStore, make_store
+from portal.config import Settings
+from portal.db import get_database
+from portal.models import Invoice
+from portal.queue import get_huey
+from portal.rendering import render_invoice_pdf
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "herald.portal_tasks"
+BATCH_SIZE = 100
+ACTOR = "worker:render"
+# Bound parameters per IN (...) query; SQLite allows far more, but long lists gain nothing.
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What one batch did: invoices rendered, skipped (already rendered or gone), failed."""
+
+    rendered: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def render_batch(make_session: sessionmaker[Session], store: DocumentStore, public_url: str,
+                 invoice_ids: Iterable[int]) -> BatchResult:
+    """Render the PDFs the invoices lack, one transaction per invoice.
+
+    One transaction each because recording the event locks the head of the
+    event chain until commit: a batch-long transaction would hold it for
+    fifteen seconds. A failure is logged and the rest of the batch goes on;
+    the download routes render on demand, so a failed PDF is not lost for good.
+    """
+    rendered = skipped = failed = 0
+    for invoice_id in invoice_ids:
+        try:
+            with make_session() as session, session.begin():
+                invoice = session.get(Invoice, invoice_id)
+                if invoice is None or invoice.pdf_sha256 or not invoice.ubl_sha256:
+                    skipped += 1
+                    continue
+                render_invoice_pdf(session, invoice, store, public_url=public_url, actor=ACTOR)
+                rendered += 1
+        except Exception:
+            log.exception("rendering the PDF of invoice %s failed", invoice_id)
+            failed += 1
+    return BatchResult(rendered, skipped, failed)
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Register the portal's tasks on the app's Huey (called once by ``queue.init_app``)."""
+    huey = get_huey(app)
+    make_session = get_database(app).sessionmaker
+    stores: list[DocumentStore] = []
+
+    def store() -> DocumentStore:
+        if not stores:
+            stores.append(make_store(settings.document_store, settings.instance_path))
+        return stores[0]
+
+    # No Huey retries: a render that failed once fails again on the same data, and
+    # the download routes render on demand anyway.
+    @huey.task(name="render_pdfs", retries=0)
+    def render_pdfs(invoice_ids: list[int]) -> dict[str, int]:
+        result = render_batch(make_session, store(), settings.public_url, invoice_ids)
+        log.info("rendered %d PDFs (%d skipped, %d failed)", result.rendered, result.skipped,
+                 result.failed)
+        return {"rendered": result.rendered, "skipped": result.skipped, "failed": result.failed}
+
+    app.extensions[EXTENSION_KEY] = render_pdfs
+
+
+def render_pdfs_task(app: Flask) -> TaskWrapper:
+    """The ``render_pdfs(invoice_ids)`` task registered on the app's queue."""
+    return app.extensions[EXTENSION_KEY]
+
+
+def batches(ids: Sequence[int], size: int = BATCH_SIZE) -> list[list[int]]:
+    """``ids`` in order, cut into lists of at most ``size``."""
+    return [list(ids[start:start + size]) for start in range(0, len(ids), size)]
+
+
+def enqueue_pdf_rendering(app: Flask, invoice_ids: Iterable[int]) -> int:
+    """Queue PDF rendering for ``invoice_ids`` in batches; return how many batches.
+
+    Call it after the transaction that issued the invoices has committed, so
+    the worker never looks for invoices it cannot see yet.
+    """
+    task: Callable[[list[int]], object] = render_pdfs_task(app)
+    chunks = batches(sorted(set(invoice_ids)))
+    for chunk in chunks:
+        task(chunk)
+    return len(chunks)
+
+
+def unrendered_invoice_ids(session: Session, numbers: Iterable[str] | None = None) -> list[int]:
+    """Ids of issued invoices without a PDF; only those numbered ``numbers`` when given.
+
+    Numbers are unique per seller, not overall: another seller's invoice of
+    the same number may be included, which costs a render it needed anyway.
+    """
+    query = sa.select(Invoice.id).where(Invoice.ubl_sha256.is_not(None),
+                                        Invoice.pdf_sha256.is_(None)).order_by(Invoice.id)
+    if numbers is None:
+        return list(session.scalars(query))
+    wanted = sorted(set(numbers))
+    ids: list[int] = []
+    for start in range(0, len(wanted), _CHUNK):
+        ids.extend(session.scalars(query.where(Invoice.number.in_(wanted[start:start + _CHUNK]))))
+    return sorted(set(ids))
