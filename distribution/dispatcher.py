@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from distribution.deliveries import Delivery, DeliveryState, Message
 from distribution.events import record_event
 from distribution.recipients import Recipient
+from distribution.runs import planned_rate_per_minute
 from distribution.sqltypes import utcnow
 from distribution.waves import TokenBucket, Wave, WaveState
 
@@ -63,19 +64,21 @@ def _take_tokens(session: Session, wave: Wave) -> tuple[int, datetime]:
     bucket = session.scalars(sa.select(TokenBucket).where(TokenBucket.wave_id == wave.id)
                              .with_for_update()).first()
     now = utcnow()  # read after the lock is held, so two ticks cannot both count the same time
+    rate = planned_rate_per_minute(wave, now)  # the capacity plan's hour, else the fixed rate
     if bucket is None:
-        bucket = TokenBucket(wave_id=wave.id, tokens=0.0, burst=_burst(wave), refilled_at=now)
+        bucket = TokenBucket(wave_id=wave.id, tokens=0.0, burst=_burst(rate), refilled_at=now)
         session.add(bucket)
     elapsed = max((now - bucket.refilled_at).total_seconds(), 0.0)
-    bucket.tokens = min(bucket.burst, bucket.tokens + elapsed * wave.rate_per_minute / 60.0)
-    bucket.burst = _burst(wave)
+    # The cap follows the current rate (start_wave and set_rate do not know the burst).
+    bucket.burst = _burst(rate)
+    bucket.tokens = min(bucket.burst, bucket.tokens + elapsed * rate / 60.0)
     bucket.refilled_at = now
     return math.floor(bucket.tokens), now
 
 
-def _burst(wave: Wave) -> float:
+def _burst(rate_per_minute: float) -> float:
     # At most two seconds' worth at once, and at least one, so the rate stays smooth.
-    return max(1.0, wave.rate_per_minute / 30.0)
+    return max(1.0, rate_per_minute / 30.0)
 
 
 def release_wave(session: Session, wave: Wave) -> list[int]:
@@ -178,9 +181,16 @@ class DispatcherLock:
         return self.held
 
     def release(self) -> None:
-        """Give the lock up (closing the connection releases it)."""
+        """Give the lock up: its database connection is really closed, not pooled.
+
+        A session-level advisory lock lives as long as the database session; a
+        connection returned to the pool would keep holding it, and no other
+        dispatcher could ever take over.
+        """
         self.held = self.engine.dialect.name != "postgresql"
         if self.connection is not None:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                self.connection.invalidate()
             with contextlib.suppress(sa.exc.DBAPIError):
                 self.connection.close()
             self.connection = None
@@ -193,7 +203,7 @@ def run_dispatcher(make_session: sessionmaker[Session], engine: sa.Engine,
                    reconcile_every: float = 60.0) -> None:
     """Tick every ``interval`` seconds while holding the dispatcher lock, until stopped."""
     lock = DispatcherLock(engine)
-    last_reconcile = 0.0
+    last_reconcile = -math.inf  # reconcile on the first tick (monotonic time may start low)
     try:
         while not should_stop():
             if not lock.ensure():

@@ -129,11 +129,18 @@ def resolve(session: Session, recipient: Recipient, message_type: str) -> Resolu
     specific = preferences.get(message_type)
     overall = preferences.get(ALL_TYPES)
     chosen = specific or overall
-    attachments = (chosen.email_attachments if chosen else None) or ["pdf"]
+    # An empty list is a choice (the link only); only a missing one means the default.
+    attachments = (list(chosen.email_attachments)
+                   if chosen is not None and chosen.email_attachments is not None else ["pdf"])
     if chosen is not None and chosen.opted_out and not kind.mandatory:
         return Resolution([], attachments, opted_out=True)
-    wanted = [ChannelName(c) for c in (chosen.channels if chosen and chosen.channels
-                                       and not chosen.opted_out else kind.default_channels)]
+    # A per-type row without channels (e.g. one that only sets attachments) keeps the
+    # customer's global channels; an opt-out of a mandatory type gets the defaults.
+    chosen_channels = next((p.channels for p in (specific, overall)
+                            if p is not None and p.channels and not p.opted_out), None)
+    if chosen is not None and chosen.opted_out:
+        chosen_channels = None
+    wanted = [ChannelName(c) for c in (chosen_channels or kind.default_channels)]
     order = _unique([ChannelName(c) for c in (overall.channels if overall else [])]
                     + wanted + [ChannelName(c) for c in kind.default_channels]
                     + [ChannelName.PORTAL])

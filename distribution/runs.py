@@ -216,6 +216,12 @@ def start_wave(session: Session, wave_id: int, *, actor: str) -> Wave:
     wave.state = WaveState.RUNNING
     wave.pause_reason = None
     wave.started_at = wave.started_at or utcnow()
+    if wave.plan is not None and wave.capacity_per_hour:
+        # The plan was made for hours that may have passed (at creation, or before a
+        # pause): plan what is left from now, or the dispatcher would use the fixed rate.
+        left = session.scalar(sa.select(sa.func.count()).select_from(Delivery).where(
+            Delivery.wave_id == wave.id, Delivery.state == DeliveryState.PENDING))
+        wave.plan = plan_to_json(plan_wave(wave, left, utcnow()))
     if session.get(TokenBucket, wave.id) is None:
         session.add(TokenBucket(wave_id=wave.id, tokens=0.0, burst=1.0, refilled_at=utcnow()))
     record_event(session, "wave", str(wave.id), event, {}, actor=actor)
@@ -229,10 +235,11 @@ def pause_wave(session: Session, wave_id: int, *, actor: str, reason: str) -> Wa
         raise RunError(f"wave {wave_id} is {wave.state.value}; only a running wave can pause")
     wave.state = WaveState.PAUSED
     wave.pause_reason = reason
-    session.execute(sa.update(Delivery).where(
-        Delivery.wave_id == wave.id, Delivery.state == DeliveryState.RELEASED)
-        .values(state=DeliveryState.PENDING, lease_until=None, updated_at=utcnow())
-        .execution_options(synchronize_session=False))
+    returned = _move_deliveries(session, wave.id, (DeliveryState.RELEASED,),
+                                DeliveryState.PENDING)
+    for delivery_id in returned:
+        record_event(session, "delivery", str(delivery_id), "delivery.returned",
+                     {"wave_id": wave.id, "why": "wave paused", "reason": reason}, actor=actor)
     record_event(session, "wave", str(wave.id), "wave.paused", {"reason": reason}, actor=actor)
     return wave
 
@@ -244,15 +251,8 @@ def cancel_wave(session: Session, wave_id: int, *, actor: str, reason: str) -> i
         raise RunError(f"wave {wave_id} is already {wave.state.value}")
     wave.state = WaveState.CANCELLED
     wave.finished_at = utcnow()
-    ids = list(session.scalars(sa.select(Delivery.id).where(
-        Delivery.wave_id == wave.id,
-        Delivery.state.in_((DeliveryState.PENDING, DeliveryState.RELEASED)))))
-    if ids:
-        session.execute(sa.update(Delivery).where(
-            Delivery.id.in_(ids),
-            Delivery.state.in_((DeliveryState.PENDING, DeliveryState.RELEASED)))
-            .values(state=DeliveryState.CANCELLED, lease_until=None, updated_at=utcnow())
-            .execution_options(synchronize_session=False))
+    ids = _move_deliveries(session, wave.id, (DeliveryState.PENDING, DeliveryState.RELEASED),
+                           DeliveryState.CANCELLED)
     for delivery_id in ids:
         record_event(session, "delivery", str(delivery_id), "delivery.cancelled",
                      {"wave_id": wave.id, "reason": reason}, actor=actor)
@@ -261,11 +261,24 @@ def cancel_wave(session: Session, wave_id: int, *, actor: str, reason: str) -> i
     return len(ids)
 
 
+def _move_deliveries(session: Session, wave_id: int, states: tuple[DeliveryState, ...],
+                     new: DeliveryState) -> list[int]:
+    # One UPDATE ... RETURNING: only the rows it really moved get an event, even when a
+    # worker claims one between a SELECT and the UPDATE.
+    moved = session.scalars(
+        sa.update(Delivery).where(Delivery.wave_id == wave_id, Delivery.state.in_(states))
+        .values(state=new, lease_until=None, updated_at=utcnow())
+        .returning(Delivery.id).execution_options(synchronize_session=False))
+    return sorted(moved)
+
+
 def set_rate(session: Session, wave_id: int, rate_per_minute: float, *, actor: str) -> Wave:
     """Change a wave's release rate (takes effect at the next dispatcher tick)."""
     if rate_per_minute <= 0:
         raise RunError("rate_per_minute must be above 0; pause the wave to stop it")
     wave = _wave_for_update(session, wave_id)
+    if wave.state in (WaveState.CANCELLED, WaveState.DONE):
+        raise RunError(f"wave {wave_id} is {wave.state.value}; its rate can no longer change")
     before = wave.rate_per_minute
     wave.rate_per_minute = rate_per_minute
     wave.plan = None  # an operator's rate replaces the capacity plan

@@ -49,6 +49,12 @@ CHANNEL_LABELS = {ChannelName.EMAIL: "email", ChannelName.WEB_PUSH: "browser not
                   ChannelName.PEPPOL: "Peppol e-invoicing"}
 
 
+# States a delivery may be in when its send succeeds: ``sending``, or moved on by the
+# reconciler after its lease expired during a slow send.
+SENT_FROM = (DeliveryState.SENDING, DeliveryState.IN_DOUBT, DeliveryState.PENDING,
+             DeliveryState.RELEASED)
+
+
 @dataclass
 class SendingPolicy:
     """Retries, backoff and leases."""
@@ -85,10 +91,22 @@ class Sender:
                               attempts=Delivery.attempts + 1):
                 return None
             delivery = session.get(Delivery, delivery_id)
-            outgoing = self._outgoing(session, delivery)
             channel_name = delivery.channel
             channel = self.channels.get(channel_name)
             attempts = delivery.attempts
+            build_error: ChannelError | None = None
+            try:
+                outgoing = self._outgoing(session, delivery)
+            except sa.exc.SQLAlchemyError:
+                raise  # the database, not the message: the reconciler retries it
+            except Exception as error:  # a template or document that can never work
+                # Rolling back would leave it released, to be requeued and fail forever.
+                log.exception("delivery %s cannot be built", delivery_id)
+                build_error = ChannelError(
+                    ErrorKind.PERMANENT, f"the message cannot be built: {type(error).__name__}: "
+                                         f"{error}")
+        if build_error is not None:
+            return self._record_error(delivery_id, attempts, build_error)
         if channel is None:
             error = ChannelError(ErrorKind.PERMANENT,
                                  f"the {channel_name.value} channel is not configured")
@@ -102,7 +120,9 @@ class Sender:
             return self._record_error(delivery_id, attempts, ChannelError(
                 ErrorKind.RETRYABLE, f"unexpected {type(error).__name__} in the channel"))
         with self.make_session() as session, session.begin():
-            done = transition(session, delivery_id, DeliveryState.SENDING, DeliveryState.SENT,
+            # The peer has it, whatever happened meanwhile: a slow send whose lease expired
+            # may already be in doubt (or requeued by the reconciler); it is sent all the same.
+            done = transition(session, delivery_id, SENT_FROM, DeliveryState.SENT,
                               event="delivery.sent", actor=ACTOR,
                               payload={"provider_message_id": receipt.provider_message_id,
                                        **receipt.detail},
@@ -113,7 +133,7 @@ class Sender:
     def _outgoing(self, session: Session, delivery: Delivery) -> OutgoingMessage:
         message = delivery.message
         recipient = message.recipient
-        parameters = dict(message.parameters)
+        parameters = {"link": message.link or "", **message.parameters}
         if delivery.fallback_for:
             parameters["fallback_notice"] = fallback_notice(
                 recipient.language, CHANNEL_LABELS[ChannelName(delivery.fallback_for)],

@@ -13,6 +13,7 @@ from typing import Any
 
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
 
 LANGUAGES = ("en", "nl", "es")
 
@@ -122,7 +123,7 @@ def render(message_type: str, language: str, parameters: dict[str, Any]) -> Rend
     notice = parameters.get("fallback_notice")
     if notice:
         body = f"{notice}\n\n{body}"
-    return RenderedText(subject=subject, text=body, html=_html(body))
+    return RenderedText(subject=subject, text=body, html=_html(body, values.get("link")))
 
 
 def fallback_notice(language: str, channel_label: str, reason: str) -> str:
@@ -131,20 +132,21 @@ def fallback_notice(language: str, channel_label: str, reason: str) -> str:
     return template.format(channel=channel_label, reason=reason)
 
 
-def _html(text: str) -> str:
-    from markupsafe import escape
-
+def _html(text: str, link: object) -> str:
     paragraphs = []
     for block in text.split("\n\n"):
-        lines = [str(escape(line)) for line in block.split("\n")]
-        linked = [_link(line) for line in lines]
-        paragraphs.append("<p>" + "<br>".join(linked) + "</p>")
+        lines = [_link(str(escape(line)), link) for line in block.split("\n")]
+        paragraphs.append("<p>" + "<br>".join(lines) + "</p>")
     return ("<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">"
             + "".join(paragraphs) + "</body></html>")
 
 
-def _link(line: str) -> str:
-    # Links in Herald's texts are the portal's own address; make them clickable.
+def _link(line: str, link: object) -> str:
+    # Only the portal's own address (the message's link) becomes clickable: a URL that came
+    # in through a parameter (a name, a notice text) stays plain text, so a message from
+    # Herald never carries a link elsewhere.
+    if not link or not str(link).startswith(("https://", "http://")):
+        return line
+    target = str(escape(str(link)))
     words = line.split(" ")
-    return " ".join(f'<a href="{w}">{w}</a>' if w.startswith(("https://", "http://")) else w
-                    for w in words)
+    return " ".join(f'<a href="{w}">{w}</a>' if w == target else w for w in words)

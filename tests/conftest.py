@@ -62,8 +62,10 @@ class DatabaseFactory:
         if not self.schemas:
             return
         engine = sa.create_engine(POSTGRES_URL)
-        with engine.begin() as connection:
-            for schema in self.schemas:
+        # One transaction per schema: dropping dozens of schemas at once needs a lock per
+        # table and runs out of max_locks_per_transaction.
+        for schema in self.schemas:
+            with engine.begin() as connection:
                 connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         engine.dispose()
 
