@@ -134,3 +134,15 @@ def transition(session: Session, delivery_id: int, expected: DeliveryState | tup
                  {"from": [s.value for s in states], "to": new.value, **(payload or {})},
                  actor=actor)
     return True
+
+
+def attach_pdf(session: Session, ubl_sha256: str, pdf_sha256: str) -> int:
+    """Give messages about the document with ``ubl_sha256`` its rendered PDF.
+
+    PDFs are rendered in the background after issuing; messages created before
+    then learn their PDF here. Returns how many messages were updated.
+    """
+    result = session.execute(
+        sa.update(Message).where(Message.ubl_sha256 == ubl_sha256, Message.pdf_sha256.is_(None))
+        .values(pdf_sha256=pdf_sha256).execution_options(synchronize_session=False))
+    return result.rowcount

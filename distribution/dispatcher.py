@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distribution.deliveries import Delivery, DeliveryState, Message
 from distribution.events import record_event
+from distribution.feedback import steer_wave
 from distribution.recipients import Recipient
 from distribution.runs import planned_rate_per_minute
 from distribution.sqltypes import utcnow
@@ -140,6 +141,8 @@ def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None]) ->
             wave = session.get(Wave, wave_id, with_for_update=True)
             if wave is None or wave.state is not WaveState.RUNNING:
                 continue  # paused or cancelled since the list was read
+            if steer_wave(session, wave, utcnow(), actor=ACTOR) == "paused":
+                continue  # contacts far above forecast: the wave paused itself
             ids = release_wave(session, wave)
             if not ids and _finish_if_done(session, wave):
                 result.finished.append(wave_id)

@@ -219,13 +219,18 @@ def start_wave(session: Session, wave_id: int, *, actor: str) -> Wave:
     if wave.plan is not None and wave.capacity_per_hour:
         # The plan was made for hours that may have passed (at creation, or before a
         # pause): plan what is left from now, or the dispatcher would use the fixed rate.
-        left = session.scalar(sa.select(sa.func.count()).select_from(Delivery).where(
-            Delivery.wave_id == wave.id, Delivery.state == DeliveryState.PENDING))
-        wave.plan = plan_to_json(plan_wave(wave, left, utcnow()))
+        replan_pending(session, wave, utcnow())
     if session.get(TokenBucket, wave.id) is None:
         session.add(TokenBucket(wave_id=wave.id, tokens=0.0, burst=1.0, refilled_at=utcnow()))
     record_event(session, "wave", str(wave.id), event, {}, actor=actor)
     return wave
+
+
+def replan_pending(session: Session, wave: Wave, now: datetime) -> None:
+    """Plan the wave's pending deliveries from ``now`` with its current capacity inputs."""
+    left = session.scalar(sa.select(sa.func.count()).select_from(Delivery).where(
+        Delivery.wave_id == wave.id, Delivery.state == DeliveryState.PENDING))
+    wave.plan = plan_to_json(plan_wave(wave, left, now))
 
 
 def pause_wave(session: Session, wave_id: int, *, actor: str, reason: str) -> Wave:

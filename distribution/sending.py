@@ -99,6 +99,8 @@ class Sender:
                 outgoing = self._outgoing(session, delivery)
             except sa.exc.SQLAlchemyError:
                 raise  # the database, not the message: the reconciler retries it
+            except ChannelError as error:  # e.g. the PDF is still being rendered
+                build_error = error
             except Exception as error:  # a template or document that can never work
                 # Rolling back would leave it released, to be requeued and fail forever.
                 log.exception("delivery %s cannot be built", delivery_id)
@@ -160,6 +162,11 @@ class Sender:
         elif delivery.channel is ChannelName.PEPPOL:
             wanted = ["ubl"]
         files = []
+        if "pdf" in wanted and message.ubl_sha256 and not message.pdf_sha256:
+            # Issued, but its PDF is rendered in the background: wait for it rather than
+            # send an email without the PDF the customer asked for.
+            raise ChannelError(ErrorKind.RETRYABLE, "the PDF is still being rendered",
+                               retry_after=60)
         if "pdf" in wanted and message.pdf_sha256:
             files.append(Attachment(f"{number}.pdf", "application/pdf",
                                     self.store.get(session, message.pdf_sha256)))

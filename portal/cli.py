@@ -36,7 +36,13 @@ def register_commands(app: Flask) -> None:
     from portal.demo.cli import demo_command
     from portal.einvoice_cli import einvoice_group
     from portal.imports.cli import invoices_group
-    from portal.runs_cli import audit_group, dispatcher_command, runs_group, waves_group
+    from portal.runs_cli import (
+        audit_group,
+        contacts_group,
+        dispatcher_command,
+        runs_group,
+        waves_group,
+    )
 
     app.cli.add_command(serve_command)
     app.cli.add_command(worker_command)
@@ -44,7 +50,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(invoices_group)
     app.cli.add_command(demo_command)
     app.cli.add_command(einvoice_group)
-    for command in (runs_group, waves_group, dispatcher_command, audit_group):
+    for command in (runs_group, waves_group, dispatcher_command, contacts_group, audit_group):
         app.cli.add_command(command)
 
 

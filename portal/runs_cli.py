@@ -15,6 +15,7 @@ from flask.cli import with_appcontext
 from distribution.dispatcher import run_dispatcher
 from distribution.documents import DocumentIntegrityError, StoredDocument, make_store
 from distribution.events import EventChainHead, verify_chain
+from distribution.feedback import UnknownRecipient, record_contact
 from distribution.reconciler import reconcile
 from distribution.runs import (
     RunError,
@@ -25,10 +26,12 @@ from distribution.runs import (
     start_wave,
     wave_counts,
 )
-from distribution.waves import Run
+from distribution.waves import ContactSource, Run
 from portal.db import get_database
-from portal.models import CustomerKind, DocumentKind
+from portal.issuing import invoice_key
+from portal.models import Customer, CustomerKind, DocumentKind, Invoice
 from portal.queue import get_tasks
+from portal.recipients_sync import recipient_key
 from portal.runs import RunSelection, create_document_run
 
 ACTOR = "cli"
@@ -214,6 +217,43 @@ def start_dispatcher_loop(app: Flask, stop: threading.Event, *, interval: float 
 
     run_dispatcher(database.sessionmaker, database.engine, lambda delivery_id: tasks.send(
         delivery_id), interval=interval, should_stop=stop.is_set, reconcile=reconcile_once)
+
+
+@click.group("contacts")
+def contacts_group() -> None:
+    """Customer contacts that steer the waves (calls, questions, disputes)."""
+
+
+@contacts_group.command("record")
+@click.argument("customer_number")
+@click.option("--source", type=click.Choice([s.value for s in ContactSource]), default="call",
+              show_default=True)
+@click.option("--invoice", "invoice_number", help="The invoice or credit note it is about.")
+@with_appcontext
+def contact_record(customer_number: str, source: str, invoice_number: str | None) -> None:
+    """Record that a customer contacted support about what Herald sent them."""
+    with get_database().session_scope() as session:
+        customer = session.scalars(sa.select(Customer).where(
+            Customer.number == customer_number)).first()
+        if customer is None:
+            raise click.ClickException(f"there is no customer {customer_number}")
+        subject = None
+        if invoice_number:
+            invoice = session.scalars(sa.select(Invoice).where(
+                Invoice.customer_id == customer.id, Invoice.number == invoice_number)).first()
+            if invoice is None:
+                raise click.ClickException(f"customer {customer_number} has no document "
+                                           f"{invoice_number}")
+            subject = f"{invoice.kind.value}:{invoice_key(invoice)}"
+        try:
+            contact = record_contact(session, recipient_key(customer), ContactSource(source),
+                                     subject_key=subject, actor=ACTOR)
+        except UnknownRecipient as exc:
+            raise click.ClickException(f"Herald has sent nothing to {customer_number} yet") \
+                from exc
+        wave = contact.wave_id
+    click.echo("Contact recorded" + (f" against wave {wave}." if wave else
+                                      " (no wave reached this customer)."))
 
 
 @click.group("audit")

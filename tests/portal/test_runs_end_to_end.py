@@ -104,6 +104,11 @@ def test_a_run_reaches_email_peppol_and_the_portal(herald, smtp_peer, tmp_path):
     assert "€ 120,15" in body.replace("\xa0", " ")
     assert "https://portal.example/invoices/INV-1" in body
 
+    contact = runner.invoke(args=["contacts", "record", "C1", "--invoice", "INV-1"])
+    assert contact.output.strip() == "Contact recorded against wave 1."
+    unknown = runner.invoke(args=["contacts", "record", "C1", "--invoice", "INV-2"])
+    assert unknown.exit_code != 0 and "customer C1 has no document INV-2" in unknown.output
+
     again = runner.invoke(args=["runs", "create", "--start"])
     assert "0 messages (2 already sent before)" in again.output
     verified = runner.invoke(args=["audit", "verify"])
