@@ -34,13 +34,17 @@ demo: install
 test: install
 	$(MAKE) --no-print-directory test-sqlite test-postgres
 
+# pytest exits 5 when it collected no test: say so plainly, and fail.
+PYTEST = $(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status
+
 test-sqlite: install
 	@echo "== test suite on SQLite =="
-	$(BIN)/pytest
+	@$(PYTEST)
 
 test-postgres: install
 	@echo "== test suite on PostgreSQL ($(TEST_POSTGRES_URL)) =="
-	HERALD_TEST_DATABASE_URL='$(TEST_POSTGRES_URL)' $(BIN)/pytest
+	@export HERALD_TEST_DATABASE_URL='$(TEST_POSTGRES_URL)'; $(PYTEST)
 
 lint: install
 	$(BIN)/ruff check .
