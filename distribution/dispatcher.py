@@ -82,8 +82,13 @@ def _burst(rate_per_minute: float) -> float:
     return max(1.0, rate_per_minute / 30.0)
 
 
-def release_wave(session: Session, wave: Wave) -> list[int]:
-    """Release what the wave's bucket allows now; returns the released delivery ids."""
+def release_wave(session: Session, wave: Wave, *,
+                 lease: timedelta = RELEASE_LEASE) -> list[int]:
+    """Release what the wave's bucket allows now; returns the released delivery ids.
+
+    ``lease`` is how long a released delivery may wait for its send task before the
+    reconciler puts it back to pending.
+    """
     available, now = _take_tokens(session, wave)
     if available <= 0:
         return []
@@ -107,7 +112,7 @@ def release_wave(session: Session, wave: Wave) -> list[int]:
         return []
     session.execute(
         sa.update(Delivery).where(Delivery.id.in_(ids), Delivery.state == DeliveryState.PENDING)
-        .values(state=DeliveryState.RELEASED, lease_until=now + RELEASE_LEASE, updated_at=now)
+        .values(state=DeliveryState.RELEASED, lease_until=now + lease, updated_at=now)
         .execution_options(synchronize_session=False))
     bucket = session.get(TokenBucket, wave.id)
     bucket.tokens -= len(ids)
@@ -130,7 +135,8 @@ def _finish_if_done(session: Session, wave: Wave) -> bool:
     return True
 
 
-def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None]) -> TickResult:
+def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None], *,
+         release_lease: timedelta = RELEASE_LEASE) -> TickResult:
     """One pass over the running waves; each wave in its own short transaction."""
     result = TickResult()
     with make_session() as session:
@@ -143,7 +149,7 @@ def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None]) ->
                 continue  # paused or cancelled since the list was read
             if steer_wave(session, wave, utcnow(), actor=ACTOR) == "paused":
                 continue  # contacts far above forecast: the wave paused itself
-            ids = release_wave(session, wave)
+            ids = release_wave(session, wave, lease=release_lease)
             if not ids and _finish_if_done(session, wave):
                 result.finished.append(wave_id)
         if ids:
@@ -203,18 +209,24 @@ def run_dispatcher(make_session: sessionmaker[Session], engine: sa.Engine,
                    enqueue: Callable[[int], None], *, interval: float = 1.0,
                    should_stop: Callable[[], bool] = lambda: False,
                    reconcile: Callable[[], object] | None = None,
-                   reconcile_every: float = 60.0) -> None:
+                   reconcile_every: float = 60.0,
+                   release_lease: timedelta = RELEASE_LEASE) -> None:
     """Tick every ``interval`` seconds while holding the dispatcher lock, until stopped."""
     lock = DispatcherLock(engine)
     last_reconcile = -math.inf  # reconcile on the first tick (monotonic time may start low)
+    active = False
     try:
         while not should_stop():
-            if not lock.ensure():
+            if lock.ensure() != active:  # say so: operators need to know which one releases
+                active = not active
+                log.info("dispatcher lock %s", "taken; this dispatcher is active" if active
+                         else "lost; waiting to take it again")
+            if not active:
                 time.sleep(interval)  # another dispatcher is active; wait to take over
                 continue
             started = time.monotonic()
             try:
-                tick(make_session, enqueue)
+                tick(make_session, enqueue, release_lease=release_lease)
                 if reconcile and started - last_reconcile >= reconcile_every:
                     reconcile()
                     last_reconcile = started

@@ -7,14 +7,22 @@ a retryable error; ``failed`` on a permanent one; or, when the address is dead,
 ``failed`` plus the address pruned and a fallback delivery on the customer's
 next channel. A worker that dies mid-send leaves the lease to expire: the
 reconciler then marks the delivery ``in_doubt`` (see :mod:`distribution.reconciler`).
+
+Each database step is retried for a while when the database cannot be reached
+(a restart, a failover): giving up on the claim would leave the delivery waiting
+out its release lease, and giving up on recording a send the peer accepted would
+make it ``in_doubt`` and send it a second time.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +34,7 @@ from distribution.channels.base import (
     ChannelName,
     ErrorKind,
     OutgoingMessage,
+    Receipt,
 )
 from distribution.deliveries import (
     Delivery,
@@ -43,6 +52,7 @@ from distribution.templates import fallback_notice, render
 
 log = logging.getLogger(__name__)
 ACTOR = "worker"
+_T = TypeVar("_T")
 
 CHANNEL_LABELS = {ChannelName.EMAIL: "email", ChannelName.WEB_PUSH: "browser notification",
                   ChannelName.FCM: "the mobile app", ChannelName.PORTAL: "the portal",
@@ -63,6 +73,8 @@ class SendingPolicy:
     first_backoff: timedelta = timedelta(seconds=30)
     max_backoff: timedelta = timedelta(hours=2)
     send_lease: timedelta = timedelta(minutes=2)
+    # How long one database step keeps trying while the database is unreachable.
+    database_patience: timedelta = timedelta(seconds=30)
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> timedelta:
         """Exponential backoff with ±10 % jitter, at least what the peer asked for."""
@@ -84,29 +96,10 @@ class Sender:
 
     def send(self, delivery_id: int) -> DeliveryState | None:
         """Send one released delivery; returns its new state, or None if not ours to send."""
-        with self.make_session() as session, session.begin():
-            lease = utcnow() + self.policy.send_lease
-            if not transition(session, delivery_id, DeliveryState.RELEASED, DeliveryState.SENDING,
-                              event="delivery.sending", actor=ACTOR, lease_until=lease,
-                              attempts=Delivery.attempts + 1):
-                return None
-            delivery = session.get(Delivery, delivery_id)
-            channel_name = delivery.channel
-            channel = self.channels.get(channel_name)
-            attempts = delivery.attempts
-            build_error: ChannelError | None = None
-            try:
-                outgoing = self._outgoing(session, delivery)
-            except sa.exc.SQLAlchemyError:
-                raise  # the database, not the message: the reconciler retries it
-            except ChannelError as error:  # e.g. the PDF is still being rendered
-                build_error = error
-            except Exception as error:  # a template or document that can never work
-                # Rolling back would leave it released, to be requeued and fail forever.
-                log.exception("delivery %s cannot be built", delivery_id)
-                build_error = ChannelError(
-                    ErrorKind.PERMANENT, f"the message cannot be built: {type(error).__name__}: "
-                                         f"{error}")
+        claimed = self._patiently(delivery_id, lambda: self._claim(delivery_id))
+        if claimed is None:
+            return None
+        channel_name, channel, attempts, outgoing, build_error = claimed
         if build_error is not None:
             return self._record_error(delivery_id, attempts, build_error)
         if channel is None:
@@ -121,6 +114,54 @@ class Sender:
             log.exception("channel %s crashed on delivery %s", channel_name, delivery_id)
             return self._record_error(delivery_id, attempts, ChannelError(
                 ErrorKind.RETRYABLE, f"unexpected {type(error).__name__} in the channel"))
+        return self._patiently(delivery_id, lambda: self._record_sent(delivery_id, receipt))
+
+    def _patiently(self, delivery_id: int, step: Callable[[], _T]) -> _T:
+        """Run one database step, again and again while the database is unreachable."""
+        deadline = time.monotonic() + self.policy.database_patience.total_seconds()
+        delay = 0.2
+        while True:
+            try:
+                return step()
+            except sa.exc.DBAPIError as error:
+                # Retry a lost or refused connection only; a constraint or a bug is raised.
+                lost = isinstance(error, sa.exc.OperationalError) or error.connection_invalidated
+                if not lost or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("delivery %s: the database is unreachable (%s); trying again in "
+                            "%.1f s", delivery_id, type(error.orig).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _claim(self, delivery_id: int) -> tuple | None:
+        """``released -> sending``, and the message built; None when not ours to send."""
+        with self.make_session() as session, session.begin():
+            lease = utcnow() + self.policy.send_lease
+            if not transition(session, delivery_id, DeliveryState.RELEASED, DeliveryState.SENDING,
+                              event="delivery.sending", actor=ACTOR, lease_until=lease,
+                              attempts=Delivery.attempts + 1):
+                return None
+            delivery = session.get(Delivery, delivery_id)
+            channel_name = delivery.channel
+            channel = self.channels.get(channel_name)
+            attempts = delivery.attempts
+            build_error: ChannelError | None = None
+            outgoing = None
+            try:
+                outgoing = self._outgoing(session, delivery)
+            except sa.exc.SQLAlchemyError:
+                raise  # the database, not the message: the reconciler retries it
+            except ChannelError as error:  # e.g. the PDF is still being rendered
+                build_error = error
+            except Exception as error:  # a template or document that can never work
+                # Rolling back would leave it released, to be requeued and fail forever.
+                log.exception("delivery %s cannot be built", delivery_id)
+                build_error = ChannelError(
+                    ErrorKind.PERMANENT, f"the message cannot be built: {type(error).__name__}: "
+                                         f"{error}")
+        return channel_name, channel, attempts, outgoing, build_error
+
+    def _record_sent(self, delivery_id: int, receipt: Receipt) -> DeliveryState | None:
         with self.make_session() as session, session.begin():
             # The peer has it, whatever happened meanwhile: a slow send whose lease expired
             # may already be in doubt (or requeued by the reconciler); it is sent all the same.
@@ -177,6 +218,11 @@ class Sender:
 
     def _record_error(self, delivery_id: int, attempts: int,
                       error: ChannelError) -> DeliveryState | None:
+        return self._patiently(delivery_id, lambda: self._record_error_once(
+            delivery_id, attempts, error))
+
+    def _record_error_once(self, delivery_id: int, attempts: int,
+                           error: ChannelError) -> DeliveryState | None:
         payload = {"kind": error.kind.value, "reason": error.reason, "attempt": attempts}
         with self.make_session() as session, session.begin():
             if error.kind is ErrorKind.RETRYABLE and attempts < self.policy.max_attempts:

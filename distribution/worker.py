@@ -102,8 +102,14 @@ def register_tasks(huey: Huey, make_session: sessionmaker[Session],
 
     @huey.periodic_task(crontab(minute="*"), name="heartbeat")
     def heartbeat() -> None:
-        with make_session() as session, session.begin():
-            record_heartbeat(session, worker_name())
+        try:
+            with make_session() as session, session.begin():
+                record_heartbeat(session, worker_name())
+        except sa.exc.IntegrityError:
+            # A new worker's first two heartbeats (the one it sends itself at start and the
+            # periodic one) can race to insert its row; the loser updates the winner's row.
+            with make_session() as session, session.begin():
+                record_heartbeat(session, worker_name())
 
     # No Huey retries: the database decides (retryable errors go back to pending with a
     # backoff, and the reconciler recovers what a crashed worker left behind).

@@ -18,7 +18,8 @@ from portal.extensions import csrf, htmx, login_manager
 # same names override them.
 SETTING_PREFIXES = (
     "DATABASE_URL", "SECRET_KEY", "HUEY_URL", "EINVOICE_", "HERALD_", "SESSION_LIFETIME_",
-    "IMPORT_", "DOCUMENT_STORE", "MAIL_", "SMTP_", "DKIM_", "VAPID_", "FCM_", "PEPPOL_",
+    "IMPORT_", "DOCUMENT_STORE", "MAIL_", "SMTP_", "DKIM_", "VAPID_", "WEB_PUSH_", "FCM_",
+    "PEPPOL_",
 )
 
 

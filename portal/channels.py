@@ -24,11 +24,13 @@ def build_channels(settings: Settings) -> dict[ChannelName, Channel]:
         f"mailto:{settings.smtp.from_address}" if settings.smtp else settings.public_url
         if settings.public_url.startswith("https://") else None)
     if subject:
-        channels[ChannelName.WEB_PUSH] = WebPushChannel(keys, subject)
+        channels[ChannelName.WEB_PUSH] = WebPushChannel(
+            keys, subject, allow_http=settings.web_push_allow_http)
     if settings.fcm_service_account_file is not None:
         from distribution.channels.fcm import FcmChannel
 
-        channels[ChannelName.FCM] = FcmChannel(str(settings.fcm_service_account_file))
+        channels[ChannelName.FCM] = FcmChannel(str(settings.fcm_service_account_file),
+                                               fcm_url=settings.fcm_api_url)
     if settings.peppol_api_url:
         channels[ChannelName.PEPPOL] = PeppolHttpChannel(settings.peppol_api_url,
                                                          settings.peppol_api_token)

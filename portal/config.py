@@ -41,9 +41,17 @@ class Settings:
     vapid_private_key_file: Path | None = None
     vapid_subject: str | None = None
     fcm_service_account_file: Path | None = None
+    # FCM's endpoint, only ever replaced by the demo and tests (their local stand-ins).
+    fcm_api_url: str | None = None
+    # Real browsers only hand out https push endpoints; the demo's local sink is plain http.
+    web_push_allow_http: bool = False
     peppol_outbox: Path | None = None
     peppol_api_url: str | None = None
     peppol_api_token: str | None = field(default=None, repr=False)
+    # Leases (ARCHITECTURE decision 5): how long a released delivery may wait for its send
+    # task, and how long one send may take, before the reconciler takes it back.
+    release_lease_seconds: int = 300
+    send_lease_seconds: int = 120
 
     @classmethod
     def from_env(cls, instance_path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,9 +79,13 @@ class Settings:
             vapid_private_key_file=_path(env, "VAPID_PRIVATE_KEY_FILE", must_exist=True),
             vapid_subject=env.get("VAPID_SUBJECT") or None,
             fcm_service_account_file=_path(env, "FCM_SERVICE_ACCOUNT_FILE", must_exist=True),
+            fcm_api_url=_http_url(env, "FCM_API_URL"),
+            web_push_allow_http=_flag(env, "WEB_PUSH_ALLOW_HTTP"),
             peppol_outbox=_path(env, "PEPPOL_OUTBOX"),
             peppol_api_url=env.get("PEPPOL_API_URL") or None,
             peppol_api_token=env.get("PEPPOL_API_TOKEN") or None,
+            release_lease_seconds=_positive_int(env, "HERALD_RELEASE_LEASE_SECONDS", 300),
+            send_lease_seconds=_positive_int(env, "HERALD_SEND_LEASE_SECONDS", 120),
         )
 
 
@@ -135,3 +147,22 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be a whole number above 0, e.g. {name}={default}")
     return value
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    if not raw.startswith(("https://", "http://")):
+        raise ConfigError(f"{name}={raw!r} must be an http(s) URL, e.g. "
+                          f"{name}=http://127.0.0.1:8085, or unset")
+    return raw.rstrip("/")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={env[name]!r} must be true or false")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import date
+from datetime import date, timedelta
 
 import click
 import sqlalchemy as sa
@@ -195,28 +195,35 @@ def wave_rate(wave_id: int, per_minute: float) -> None:
 
 @click.command("dispatcher")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between ticks.")
+@click.option("--reconcile-every", default=60.0, show_default=True,
+              help="Seconds between reconciler passes (expired leases, deliveries in doubt).")
 @with_appcontext
-def dispatcher_command(interval: float) -> None:
+def dispatcher_command(interval: float, reconcile_every: float) -> None:
     """Release deliveries of running waves at their rate (one active dispatcher at a time)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     click.echo("Dispatcher started; it waits for the lock if another one is active.")
-    start_dispatcher_loop(current_app._get_current_object(), stop, interval=interval)
+    start_dispatcher_loop(current_app._get_current_object(), stop, interval=interval,
+                          reconcile_every=reconcile_every)
 
 
-def start_dispatcher_loop(app: Flask, stop: threading.Event, *, interval: float = 1.0) -> None:
+def start_dispatcher_loop(app: Flask, stop: threading.Event, *, interval: float = 1.0,
+                          reconcile_every: float = 60.0) -> None:
     """Run the dispatcher (with the reconciler every minute) until ``stop`` is set."""
     database = get_database(app)
     tasks = get_tasks(app)
+    settings = app.config["HERALD"]
 
     def reconcile_once() -> None:
         with database.session_scope() as session:
             reconcile(session)
 
     run_dispatcher(database.sessionmaker, database.engine, lambda delivery_id: tasks.send(
-        delivery_id), interval=interval, should_stop=stop.is_set, reconcile=reconcile_once)
+        delivery_id), interval=interval, should_stop=stop.is_set, reconcile=reconcile_once,
+        reconcile_every=reconcile_every,
+        release_lease=timedelta(seconds=settings.release_lease_seconds))
 
 
 @click.group("contacts")

@@ -214,6 +214,9 @@ class FcmChannel:
     def build(self, message: OutgoingMessage) -> messaging.Message:
         """The FCM message for ``message`` (public so that callers can inspect it)."""
         data = dict(message.data)
+        # The engine's data names the type "message_type", which FCM reserves; here it
+        # travels as herald_message_type (set below) instead.
+        data.pop("message_type", None)
         bad = sorted(key for key in data
                      if key in _RESERVED_DATA_KEYS or key.startswith(_RESERVED_DATA_PREFIXES))
         if bad:

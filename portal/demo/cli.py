@@ -14,9 +14,17 @@ from flask.cli import with_appcontext
 from distribution.documents import make_store
 from portal import create_app
 from portal.cli import run_consumer, serve_in_background
+from portal.config import Settings
 from portal.db import get_database
 from portal.demo.mail_sink import start_mail_sink
-from portal.demo.seed import demo_run, is_seeded, read_sign_ins, seed_demo
+from portal.demo.push_sinks import DemoPushState, FcmSink, WebPushSink, keep_lookups_local
+from portal.demo.seed import (
+    demo_run,
+    is_seeded,
+    read_sign_ins,
+    repoint_demo_subscriptions,
+    seed_demo,
+)
 from portal.migrate import upgrade
 from portal.runs_cli import start_dispatcher_loop
 from portal.tasks import enqueue_pdf_rendering, unrendered_invoice_ids
@@ -59,6 +67,7 @@ def demo_command(host: str, port: int, seed_only: bool) -> None:
         overrides["HERALD_PUBLIC_URL"] = f"http://{host}:{port}"
     if settings.peppol_outbox is None and settings.peppol_api_url is None:
         overrides["PEPPOL_OUTBOX"] = str(settings.instance_path / "demo-peppol-outbox")
+    push_sinks = _start_push_sinks(settings, overrides)
     demo_app = create_app({**overrides, "HERALD_INSTANCE_PATH": str(settings.instance_path)})
     serve_in_background(demo_app, host, port)
     stop = threading.Event()
@@ -71,6 +80,8 @@ def demo_command(host: str, port: int, seed_only: bool) -> None:
         click.echo(f"  {sign_in.role:<20} {sign_in.email:<40} password: {sign_in.password}")
     if sink is not None:
         click.echo(f"\nEmails go to a local mailbox: {settings.instance_path / 'demo-mail'}")
+    for push_sink in push_sinks:
+        click.echo(f"{push_sink.title} go to a local push service: {push_sink.folder}")
     click.echo("\nPress Ctrl+C to stop.")
     try:
         run_consumer(demo_app, workers=2)
@@ -79,3 +90,34 @@ def demo_command(host: str, port: int, seed_only: bool) -> None:
         dispatcher.join(timeout=5)
         if sink is not None:
             sink.stop()
+        for push_sink in push_sinks:
+            push_sink.stop()
+
+
+def _start_push_sinks(settings: Settings, overrides: dict[str, str]) -> list[WebPushSink | FcmSink]:
+    """Start the local web push and FCM services the user has not replaced with real ones.
+
+    Web push to the demo's subscriptions needs the sink whatever is configured
+    (their endpoints are on loopback), so it always runs; FCM only when no
+    service account is configured. Adds the settings that point channels at them.
+    """
+    state = DemoPushState(settings.instance_path)
+    sinks: list[WebPushSink | FcmSink] = []
+    web_push = WebPushSink(state).start()
+    sinks.append(web_push)
+    database = get_database()
+    with database.session_scope() as session:
+        moved = repoint_demo_subscriptions(session, state)
+    if moved:
+        click.echo(f"The demo push service moved to {web_push.origin}; "
+                   f"{moved} subscriptions follow it.")
+    if not settings.vapid_subject:
+        overrides["VAPID_SUBJECT"] = "mailto:billing@helder.example"
+    overrides["WEB_PUSH_ALLOW_HTTP"] = "true"  # the sink is plain http on loopback
+    if settings.fcm_service_account_file is None:
+        fcm = FcmSink(state).start()
+        keep_lookups_local(fcm)
+        sinks.append(fcm)
+        overrides.update(FCM_SERVICE_ACCOUNT_FILE=str(fcm.service_account_file),
+                         FCM_API_URL=fcm.origin)
+    return sinks

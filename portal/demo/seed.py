@@ -7,6 +7,8 @@ left running is not open to a well-known password.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import secrets
@@ -22,10 +24,12 @@ from distribution.channels.base import ChannelName
 from distribution.documents import DocumentStore
 from distribution.events import record_event
 from distribution.preferences import ensure_message_types, set_preference
+from distribution.recipients import Address, add_address
 from distribution.runs import RunSummary, WaveOptions, start_wave
 from portal.auth.passwords import hash_password
 from portal.demo.customers import DemoCustomer, make_customers
 from portal.demo.invoices import monthly_invoices
+from portal.demo.push_sinks import DemoPushState, repoint_subscriptions
 from portal.imports.mapping import document_from_mapping
 from portal.imports.problems import Locator
 from portal.imports.service import import_documents
@@ -97,7 +101,7 @@ def seed_demo(session: Session, instance_path: Path, store: DocumentStore, *,
         doc.payment_means_code = "58" if doc.kind is not DocumentKind.CREDIT_NOTE else None
     import_documents(session, documents, file="demo", actor=ACTOR, store=store)
     _settle(session, org, today, rng)
-    _preferences(session, demo_customers, rng)
+    _preferences(session, demo_customers, rng, DemoPushState(instance_path))
     sign_ins = _sign_ins(session, demo_customers)
     _write_sign_ins(instance_path, sign_ins)
     return sign_ins
@@ -135,20 +139,52 @@ def _settle(session: Session, org: Organisation, today: date, rng: random.Random
 
 
 def _preferences(session: Session, demo_customers: list[DemoCustomer],
-                 rng: random.Random) -> None:
-    """Businesses on Peppol take e-invoices; some customers want the portal only or no PDF."""
+                 rng: random.Random, push: DemoPushState) -> None:
+    """Businesses on Peppol take e-invoices; some customers want the portal only or no PDF;
+    about one in five switched on browser notifications, about one in seven uses the app."""
     ensure_message_types(session)
+    push_rng = random.Random(rng.getrandbits(32))
     for demo in demo_customers:
         customer = demo.customer
         recipient = sync_customer(session, customer, actor=ACTOR)
+        roll = push_rng.random()
+        if roll < 0.2:
+            add_address(session, recipient, ChannelName.WEB_PUSH,
+                        json.dumps(push.new_subscription()), verified=True,
+                        label="Demo browser", actor=ACTOR)
+        elif roll < 0.35:
+            add_address(session, recipient, ChannelName.FCM, push.new_device_token(),
+                        verified=True, label="Demo phone", actor=ACTOR)
         if customer.peppol_endpoint_id:
-            set_preference(session, recipient, "*", [ChannelName.PEPPOL, ChannelName.EMAIL],
-                           email_attachments=[])
+            channels = [ChannelName.PEPPOL, ChannelName.EMAIL]
+            if roll < 0.2:
+                channels.append(ChannelName.WEB_PUSH)
+            set_preference(session, recipient, "*", channels, email_attachments=[])
+        elif roll < 0.2:
+            set_preference(session, recipient, "*", [ChannelName.WEB_PUSH, ChannelName.EMAIL])
+        elif roll < 0.35:
+            set_preference(session, recipient, "*", [ChannelName.FCM, ChannelName.PORTAL])
         elif rng.random() < 0.1:
             set_preference(session, recipient, "*", [ChannelName.PORTAL])
         elif rng.random() < 0.2:
             set_preference(session, recipient, "invoice", [ChannelName.EMAIL, ChannelName.PORTAL],
                            email_attachments=["pdf", "ubl"])
+
+
+def repoint_demo_subscriptions(session: Session, push: DemoPushState) -> int:
+    """Point the demo's web push addresses at the sink's current port; returns how many moved.
+
+    The sink keeps its port across restarts, and moves only when another
+    program took it; then the subscriptions seeded earlier must follow it.
+    """
+    addresses = session.scalars(sa.select(Address).where(
+        Address.channel == ChannelName.WEB_PUSH)).all()
+    changed = repoint_subscriptions(push, [(a.id, a.value) for a in addresses])
+    for address in addresses:
+        if address.id in changed:
+            address.value = changed[address.id]
+            address.value_sha256 = hashlib.sha256(address.value.encode()).hexdigest()
+    return len(changed)
 
 
 def demo_run(session: Session, today: date, public_url: str) -> RunSummary:
@@ -157,7 +193,7 @@ def demo_run(session: Session, today: date, public_url: str) -> RunSummary:
     selection = RunSelection(kind=DocumentKind.INVOICE,
                              issued_from=(first_of_month - timedelta(days=1)).replace(day=1),
                              issued_to=first_of_month - timedelta(days=1))
-    options = WaveOptions(wave_size=100, rate_per_minute=30, window_start_hour=0,
+    options = WaveOptions(wave_size=100, rate_per_minute=120, window_start_hour=0,
                           window_end_hour=24, weekdays=tuple(range(7)))
     summary = create_document_run(session, selection, options, name="Demo: last month's invoices",
                                   public_url=public_url, created_by=ACTOR)

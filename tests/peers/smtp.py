@@ -5,8 +5,10 @@ connections that greeted it. It can refuse one recipient
 (:meth:`SmtpPeer.refuse_rcpt`), fail the next or every ``MAIL``/``RCPT``/``DATA``
 (:meth:`SmtpPeer.fail_next`, :meth:`SmtpPeer.fail_always`), demand a login
 (:meth:`SmtpPeer.require_auth`), offer and demand STARTTLS
-(:meth:`SmtpPeer.enable_starttls`), speak implicit TLS, and drop every open
-connection (:meth:`SmtpPeer.disconnect_all`) the way a relay ends idle ones.
+(:meth:`SmtpPeer.enable_starttls`), speak implicit TLS, drop every open
+connection (:meth:`SmtpPeer.disconnect_all`) the way a relay ends idle ones, answer
+``DATA`` slowly (:meth:`SmtpPeer.slow_down`), and stop and come back on the same
+port (:meth:`SmtpPeer.stop`, :meth:`SmtpPeer.restart`).
 
 Use the ``smtp_peer`` fixture, or ``SmtpPeer`` as a context manager.
 """
@@ -146,7 +148,12 @@ class _Handler:
             login=login.decode() if isinstance(login, bytes) else login,
             tls=session.ssl is not None,
         ))
-        return f"250 2.0.0 Ok: queued as peer-{len(self.peer.messages)}"
+        queued = len(self.peer.messages)
+        if self.peer._data_delay:
+            # Recorded first, as a relay queues a message before it answers: a client
+            # that dies during the wait leaves a message delivered but never confirmed.
+            await asyncio.sleep(self.peer._data_delay)
+        return f"250 2.0.0 Ok: queued as peer-{queued}"
 
 
 class _Controller(Controller):
@@ -190,6 +197,7 @@ class SmtpPeer:
         self._credentials: tuple[str, str] | None = None
         self._starttls_context: ssl.SSLContext | None = None
         self._starttls_required = False
+        self._data_delay = 0.0
         self._controller: _Controller | None = None
 
     # -- switches -------------------------------------------------------------
@@ -222,6 +230,10 @@ class SmtpPeer:
         """Offer STARTTLS on new connections; when ``required``, refuse mail without it."""
         self._starttls_context = context
         self._starttls_required = required
+
+    def slow_down(self, seconds: float) -> None:
+        """Wait ``seconds`` after accepting each message before answering its ``DATA``."""
+        self._data_delay = seconds
 
     def disconnect_all(self) -> None:
         """Close every open client connection from the server side, and wait for it."""
@@ -266,8 +278,18 @@ class SmtpPeer:
     def stop(self) -> None:
         """Stop the server and close its connections."""
         if self._controller is not None:
+            self.disconnect_all()  # clients see the connection close rather than hang
             self._controller.stop()
             self._controller = None
+
+    def restart(self) -> SmtpPeer:
+        """Listen again on the same port after :meth:`stop`, keeping what was received."""
+        assert self._controller is None and self.port, "stop() a started peer first"
+        controller = _Controller(self, hostname=self.host, port=self.port,
+                                 ssl_context=self._implicit_tls_context, ready_timeout=5)
+        controller.start()
+        self._controller = controller
+        return self
 
     def __enter__(self) -> SmtpPeer:
         return self.start()

@@ -106,6 +106,34 @@ def test_a_demo_customer_signs_in_and_sees_invoices(demo):
     assert re.search(r"INV-\d{4}-\d{6}", landing.read().decode())
 
 
+def test_the_demo_run_goes_out_on_all_five_channels(demo):
+    _, instance, _ = demo
+    engine = sa.create_engine(f"sqlite:///{instance / 'herald.sqlite3'}")
+    must_be_sent = {"email", "portal", "peppol"}
+    deadline = time.monotonic() + 45
+    try:
+        while True:
+            with engine.connect() as connection:
+                counts = connection.execute(sa.text(
+                    "SELECT channel, state, count(*) FROM deliveries GROUP BY channel, state"
+                )).all()
+            sent = {channel for channel, state, _ in counts if state == "sent"}
+            if must_be_sent | {"web_push", "fcm"} <= sent or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    finally:
+        engine.dispose()
+    assert {channel for channel, _, _ in counts} == must_be_sent | {"web_push", "fcm"}
+    assert must_be_sent <= sent, counts
+    failed = [(channel, n) for channel, state, n in counts if state == "failed"]
+    assert not failed, counts
+    # What was sent on push reached the local services and was kept there.
+    if "web_push" in sent:
+        assert list((instance / "demo-push").glob("*.json"))
+    if "fcm" in sent:
+        assert list((instance / "demo-app-push").glob("*.json"))
+
+
 def test_demo_prints_the_sign_ins_and_stops_on_ctrl_c(demo):
     _, instance, process = demo
     process.send_signal(signal.SIGINT)
