@@ -13,6 +13,9 @@ import einvoice
 from distribution.documents import make_store
 from portal.db import get_database
 from portal.models import Invoice
+from portal.rendering import render_invoice_pdf
+
+ACTOR = "cli:einvoice"
 
 
 @click.group("einvoice")
@@ -25,9 +28,17 @@ def einvoice_group() -> None:
 @click.option("--all", "export_all", is_flag=True, help="Export every issued document.")
 @click.option("--out", "out_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder to write to.")
+@click.option("--pdf", "with_pdf", is_flag=True,
+              help="Also write each document's PDF (rendered and stored first if it has none).")
 @with_appcontext
-def export_command(numbers: tuple[str, ...], export_all: bool, out_dir: Path) -> None:
-    """Write one UBL file per issued document, exactly as it was issued."""
+def export_command(numbers: tuple[str, ...], export_all: bool, out_dir: Path,
+                   with_pdf: bool) -> None:
+    """Write one UBL file per issued document, exactly as it was issued.
+
+    With ``--pdf`` the document's PDF is written beside it (``NUMBER.pdf``):
+    the stored one, or, for a document the worker has not rendered yet, one
+    rendered and stored now, so the export and later downloads agree.
+    """
     if bool(numbers) == export_all:
         raise click.UsageError("give document numbers or --all, not both and not neither")
     settings = current_app.config["HERALD"]
@@ -46,8 +57,50 @@ def export_command(numbers: tuple[str, ...], export_all: bool, out_dir: Path) ->
         for invoice in invoices:
             data = store.get(session, invoice.ubl_sha256)
             (out_dir / f"{_safe_name(invoice.number)}.xml").write_bytes(data)
+            if with_pdf:
+                digest = render_invoice_pdf(session, invoice, store,
+                                            public_url=settings.public_url, actor=ACTOR)
+                (out_dir / f"{_safe_name(invoice.number)}.pdf").write_bytes(
+                    store.get(session, digest))
             written += 1
-    click.echo(f"Exported {written} document{'s' if written != 1 else ''} to {out_dir}.")
+    also = " with their PDFs" if with_pdf else ""
+    click.echo(f"Exported {written} document{'s' if written != 1 else ''}{also} to {out_dir}.")
+
+
+@einvoice_group.command("render")
+@click.argument("number")
+@click.option("--out", "out_file", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="PDF file to write.")
+@with_appcontext
+def render_command(number: str, out_file: Path) -> None:
+    """Write the PDF of issued document NUMBER, rendering and storing it first if needed.
+
+    A document that has its PDF is never rendered again: the file written is
+    the one that was sent.
+    """
+    settings = current_app.config["HERALD"]
+    store = make_store(settings.document_store, settings.instance_path)
+    with get_database().session_scope() as session:
+        invoices = session.scalars(sa.select(Invoice).where(Invoice.number == number)).all()
+        if not invoices:
+            raise click.ClickException(f"no document numbered {number!r}")
+        if len(invoices) > 1:
+            # Numbers are unique per seller only; refuse rather than guess.
+            raise click.ClickException(f"{len(invoices)} sellers have a document numbered "
+                                       f"{number!r}; export with --all instead")
+        invoice = invoices[0]
+        if not invoice.ubl_sha256:
+            raise click.ClickException(f"{number} is not issued; issue it first")
+        rendered_now = invoice.pdf_sha256 is None
+        digest = render_invoice_pdf(session, invoice, store, public_url=settings.public_url,
+                                    actor=ACTOR)
+        data = store.get(session, digest)
+    if out_file.parent != Path():
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_bytes(data)
+    how = "rendered and stored" if rendered_now else "stored"
+    click.echo(f"Wrote the {how} PDF of {number} ({len(data):,} bytes, sha256 {digest}) "
+               f"to {out_file}.")
 
 
 @einvoice_group.command("validate")

@@ -2,7 +2,10 @@
 
 After issuing, nothing alters the document: the stored UBL is the legal source,
 its SHA-256 is on the invoice and in the event log, and corrections are credit
-notes. A fatal finding stops issuing and is shown to whoever issued.
+notes. A fatal finding stops issuing and is shown to whoever issued. The PDF
+is not rendered here (about 150 ms each): :mod:`portal.rendering` does it once,
+from the worker after commit (:func:`portal.tasks.enqueue_pdf_rendering`) or on
+the first download.
 """
 
 from __future__ import annotations

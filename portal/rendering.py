@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import einvoice
+from distribution.deliveries import attach_pdf
 from distribution.documents import DocumentFormat, DocumentStore
 from distribution.events import record_event
 from einvoice.pdf import SUPPORTED_LANGUAGES
@@ -55,7 +56,9 @@ def branding_for(org: Organisation) -> einvoice.Branding:
 def pdf_language(language: str | None) -> str:
     """The customer's language when the PDF template speaks it, else English."""
     base = (language or "").replace("_", "-").split("-")[0].lower()
-    return language if base in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE  # type: ignore[return-value]
+    if language and base in SUPPORTED_LANGUAGES:
+        return language
+    return DEFAULT_LANGUAGE
 
 
 def customer_today(invoice: Invoice) -> date:
@@ -69,8 +72,9 @@ def customer_today(invoice: Invoice) -> date:
 
 def credited_amount(session: Session, invoice: Invoice) -> Decimal:
     """What the seller's credit notes that correct ``invoice`` add up to."""
-    return session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Invoice.payable_amount), 0)).where(
+    # Summed here, not in SQL: SQLite keeps amounts as text and would sum them as floats.
+    amounts = session.scalars(
+        sa.select(Invoice.payable_amount).where(
             Invoice.organisation_id == invoice.organisation_id,
             Invoice.customer_id == invoice.customer_id,
             Invoice.kind == DocumentKind.CREDIT_NOTE,
@@ -78,6 +82,7 @@ def credited_amount(session: Session, invoice: Invoice) -> Decimal:
             Invoice.ubl_sha256.is_not(None),
         )
     )
+    return sum(amounts, Decimal("0.00"))
 
 
 def status_label(session: Session, invoice: Invoice, today: date | None = None) -> str | None:
@@ -156,4 +161,7 @@ def render_invoice_pdf(session: Session, invoice: Invoice, store: DocumentStore,
     record_event(session, "invoice", invoice_key(invoice), "invoice.pdf_rendered",
                  {"pdf_sha256": stored.sha256, "size": stored.size,
                   "ubl_sha256": invoice.ubl_sha256}, actor=actor)
+    # Messages created before the PDF existed (a run started right after an import)
+    # wait for it before emailing; this is where they learn it.
+    attach_pdf(session, invoice.ubl_sha256, stored.sha256)
     return stored.sha256

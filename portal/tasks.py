@@ -9,8 +9,9 @@ a batch skips invoices that already have a PDF, so running it twice is harmless.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import Flask
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "herald.portal_tasks"
 BATCH_SIZE = 100
+# A batch of 100 takes about 15 s; a task that long would keep a worker from
+# the sends queued behind it and hold up a graceful stop (Ctrl+C waits for
+# running tasks). A task renders for about this long, then queues the rest.
+TASK_BUDGET_SECONDS = 2.0
 ACTOR = "worker:render"
 # Bound parameters per IN (...) query; SQLite allows far more, but long lists gain nothing.
 _CHUNK = 500
@@ -35,24 +40,32 @@ _CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """What one batch did: invoices rendered, skipped (already rendered or gone), failed."""
+    """What one batch did: invoices rendered, skipped (already rendered or gone), failed,
+    and those left for a later task because the batch ran out of time."""
 
     rendered: int = 0
     skipped: int = 0
     failed: int = 0
+    remaining: list[int] = field(default_factory=list)
 
 
 def render_batch(make_session: sessionmaker[Session], store: DocumentStore, public_url: str,
-                 invoice_ids: Iterable[int]) -> BatchResult:
+                 invoice_ids: Sequence[int], *, budget_seconds: float | None = None
+                 ) -> BatchResult:
     """Render the PDFs the invoices lack, one transaction per invoice.
 
     One transaction each because recording the event locks the head of the
     event chain until commit: a batch-long transaction would hold it for
     fifteen seconds. A failure is logged and the rest of the batch goes on;
     the download routes render on demand, so a failed PDF is not lost for good.
+    With ``budget_seconds``, the batch stops starting renders once that much
+    time has passed and returns the ids it did not reach in ``remaining``.
     """
     rendered = skipped = failed = 0
-    for invoice_id in invoice_ids:
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    for position, invoice_id in enumerate(invoice_ids):
+        if deadline is not None and position and time.monotonic() >= deadline:
+            return BatchResult(rendered, skipped, failed, list(invoice_ids[position:]))
         try:
             with make_session() as session, session.begin():
                 invoice = session.get(Invoice, invoice_id)
@@ -82,10 +95,15 @@ def init_app(app: Flask, settings: Settings) -> None:
     # the download routes render on demand anyway.
     @huey.task(name="render_pdfs", retries=0)
     def render_pdfs(invoice_ids: list[int]) -> dict[str, int]:
-        result = render_batch(make_session, store(), settings.public_url, invoice_ids)
-        log.info("rendered %d PDFs (%d skipped, %d failed)", result.rendered, result.skipped,
-                 result.failed)
-        return {"rendered": result.rendered, "skipped": result.skipped, "failed": result.failed}
+        result = render_batch(make_session, store(), settings.public_url, invoice_ids,
+                              budget_seconds=TASK_BUDGET_SECONDS)
+        if result.remaining:
+            # The rest goes to the back of the queue: sends waiting behind it get a turn.
+            render_pdfs(result.remaining)
+        log.info("rendered %d PDFs (%d skipped, %d failed, %d handed on)", result.rendered,
+                 result.skipped, result.failed, len(result.remaining))
+        return {"rendered": result.rendered, "skipped": result.skipped,
+                "failed": result.failed, "handed_on": len(result.remaining)}
 
     app.extensions[EXTENSION_KEY] = render_pdfs
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from flask import abort, render_template, request
+import re
+from io import BytesIO
+
+from flask import Response, abort, current_app, render_template, request, send_file
 from flask_login import current_user, login_required
 
+from distribution.documents import MEDIA_TYPES, DocumentFormat, make_store
 from einvoice.calc import vat_breakdown
 from portal.db import db_session
 from portal.extensions import htmx
@@ -12,6 +16,7 @@ from portal.invoice_documents import document_from_invoice
 from portal.invoices import bp
 from portal.invoices.queries import customer_invoice, customer_invoices, invoice_payments
 from portal.models import InvoiceStatus
+from portal.rendering import render_invoice_pdf
 
 VAT_CATEGORY_NAMES = {
     "S": "Standard rate", "Z": "Zero rated", "E": "Exempt", "AE": "Reverse charge",
@@ -54,3 +59,43 @@ def show(number: str) -> str:
                            payments=invoice_payments(session, invoice.id),
                            vat_breakdown=vat_breakdown(document_from_invoice(invoice)),
                            vat_category_names=VAT_CATEGORY_NAMES)
+
+
+@bp.route("/<path:number>/pdf")
+@login_required
+def download_pdf(number: str) -> Response:
+    """The invoice's PDF as it was sent; rendered and stored now if the worker has not yet."""
+    return _download(number, DocumentFormat.PDF)
+
+
+@bp.route("/<path:number>/ubl")
+@login_required
+def download_ubl(number: str) -> Response:
+    """The invoice's UBL XML, byte for byte as it was issued."""
+    return _download(number, DocumentFormat.UBL)
+
+
+def _download(number: str, fmt: DocumentFormat) -> Response:
+    session = db_session()
+    invoice = customer_invoice(session, _customer_id(), number)
+    if invoice is None or not invoice.ubl_sha256:
+        abort(404)
+    settings = current_app.config["HERALD"]
+    store = make_store(settings.document_store, settings.instance_path)
+    if fmt is DocumentFormat.PDF:
+        digest = render_invoice_pdf(session, invoice, store, public_url=settings.public_url,
+                                    actor=f"portal:user:{current_user.id}")
+    else:
+        digest = invoice.ubl_sha256
+    extension = "pdf" if fmt is DocumentFormat.PDF else "xml"
+    response = send_file(BytesIO(store.get(session, digest)), mimetype=MEDIA_TYPES[fmt],
+                         as_attachment=True, download_name=f"{_file_stem(number)}.{extension}",
+                         etag=digest, max_age=0)
+    # The document is the customer's own: no shared cache may keep it.
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def _file_stem(number: str) -> str:
+    # Invoice numbers may hold "/" or spaces; the file name must not.
+    return re.sub(r"[^0-9A-Za-z._-]+", "_", number).strip("_") or "document"

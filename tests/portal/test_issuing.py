@@ -81,3 +81,11 @@ def test_a_void_invoice_is_not_issued(session, org):
     invoice.status = InvoiceStatus.VOID
     with pytest.raises(IssuingRefused, match="void"):
         issue_invoice(session, invoice, store=DatabaseStore(), rules_dir=None, actor="t")
+
+
+def test_issuing_leaves_the_pdf_to_the_worker(session, org):
+    # Rendering costs about 150 ms a document; a bulk import must not pay it inline.
+    invoice = _import(session, status="draft")
+    issue_invoice(session, invoice, store=DatabaseStore(), rules_dir=None, actor="t",
+                  official_rules=False)
+    assert invoice.ubl_sha256 and invoice.pdf_sha256 is None

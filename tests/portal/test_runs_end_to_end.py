@@ -23,6 +23,7 @@ from portal.migrate import upgrade
 from portal.models import Customer, CustomerKind, Invoice
 from portal.queue import get_tasks
 from portal.recipients_sync import sync_customer
+from portal.tasks import enqueue_pdf_rendering, unrendered_invoice_ids
 from tests.factories import invoice_json, make_customer, make_organisation
 from tests.peers import smtp as peers
 
@@ -51,6 +52,9 @@ def herald(databases, tmp_path, smtp_peer):
                                            Locator("t", str(n)), source="json")
                      for n, customer in ((1, "C1"), (2, "C2"))]
         import_documents(session, documents, file="t", store=DatabaseStore())
+    with database.session_scope() as session:
+        ids = unrendered_invoice_ids(session)
+    enqueue_pdf_rendering(app, ids)  # Huey is immediate here: the PDFs exist after this
     yield app
     database.engine.dispose()
 
