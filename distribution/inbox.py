@@ -59,12 +59,18 @@ def mark_listed(session: Session, items: list[InboxItem], *, actor: str) -> int:
 
 
 def mark_viewed(session: Session, recipient_key: str, subject_keys: list[str], *,
-                actor: str) -> int:
-    """The customer opened the document: its messages' deliveries become viewed."""
+                reminder_prefix: str | None = None, actor: str) -> int:
+    """The customer opened the document: its messages' deliveries become viewed.
+
+    ``reminder_prefix`` also covers the reminders about it (one subject per stage).
+    """
+    about = Message.subject_key.in_(subject_keys)
+    if reminder_prefix:
+        about = sa.or_(about, Message.subject_key.startswith(reminder_prefix, autoescape=True))
     ids = list(session.scalars(
         sa.select(Delivery.id).join(Message, Message.id == Delivery.message_id)
         .join(Recipient, Recipient.id == Message.recipient_id)
-        .where(Recipient.recipient_key == recipient_key, Message.subject_key.in_(subject_keys),
+        .where(Recipient.recipient_key == recipient_key, about,
                Delivery.state.in_(SEEN_FROM))))
     now = utcnow()
     return sum(transition(session, delivery_id, SEEN_FROM, DeliveryState.VIEWED,

@@ -9,12 +9,14 @@ from flask import Response, abort, current_app, render_template, request, send_f
 from flask_login import current_user, login_required
 
 from distribution.documents import MEDIA_TYPES, DocumentFormat, make_store
+from distribution.inbox import inbox, mark_listed, mark_viewed
 from einvoice.calc import vat_breakdown
 from portal.db import db_session
 from portal.extensions import htmx
 from portal.invoice_documents import document_from_invoice
 from portal.invoices import bp
 from portal.invoices.queries import customer_invoice, customer_invoices, invoice_payments
+from portal.issuing import invoice_key
 from portal.models import InvoiceStatus
 from portal.rendering import render_invoice_pdf
 
@@ -40,11 +42,18 @@ def index() -> str:
     status = InvoiceStatus(status_value) if status_value in set(InvoiceStatus) else None
     search = (request.args.get("q") or "").strip()[:64] or None
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    result = customer_invoices(db_session(), _customer_id(), status=status, search=search,
+    session = db_session()
+    result = customer_invoices(session, _customer_id(), status=status, search=search,
                                page=page)
-    template = "invoices/_table.html" if htmx else "invoices/index.html"
-    return render_template(template, result=result, status=status, search=search or "",
-                           statuses=list(InvoiceStatus))
+    if htmx:
+        return render_template("invoices/_table.html", result=result, status=status,
+                               search=search or "", statuses=list(InvoiceStatus))
+    key = f"customer:{_customer_id()}"
+    notifications = inbox(session, key, limit=5)
+    mark_listed(session, notifications, actor=key)  # shown here: delivered to the inbox
+    return render_template("invoices/index.html", result=result, status=status,
+                           search=search or "", statuses=list(InvoiceStatus),
+                           notifications=[n for n in notifications if n.unread])
 
 
 @bp.route("/<path:number>")
@@ -55,6 +64,10 @@ def show(number: str) -> str:
     invoice = customer_invoice(session, _customer_id(), number)
     if invoice is None:
         abort(404)
+    key = invoice_key(invoice)
+    mark_viewed(session, f"customer:{invoice.customer_id}",
+                [f"{invoice.kind.value}:{key}"], reminder_prefix=f"reminder:{key}:",
+                actor=f"customer:{invoice.customer_id}")
     return render_template("invoices/show.html", invoice=invoice,
                            payments=invoice_payments(session, invoice.id),
                            vat_breakdown=vat_breakdown(document_from_invoice(invoice)),

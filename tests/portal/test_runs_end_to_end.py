@@ -148,3 +148,27 @@ def test_pause_and_cancel_from_the_command_line(herald):
     shown = runner.invoke(args=["runs", "show", "1"]).output
     # two customers, each on email and the portal inbox (the defaults)
     assert "wave 1: cancelled" in shown and "cancelled 4" in shown
+
+
+def test_the_portal_inbox_shows_news_and_opening_the_invoice_marks_it_viewed(herald):
+    from tests.factories import make_user
+    from tests.portal.test_web import sign_in
+
+    runner = herald.test_cli_runner()
+    runner.invoke(args=["runs", "create", "--rate", "6000", "--window", "0-24", "--weekends",
+                        "--start"])
+    _dispatch(herald)
+    database = get_database(herald)
+    with database.session_scope() as session:
+        anna = session.scalars(sa.select(Customer).where(Customer.number == "C1")).one()
+        make_user(session, email="anna@example.com", customer=anna)
+    client = herald.test_client()
+    sign_in(client, "anna@example.com")
+    page = client.get("/invoices").get_data(as_text=True)
+    assert "New for you" in page and "Invoice INV-1" in page
+    assert "New for you" not in client.get("/invoices").get_data(as_text=True)  # seen once
+    assert client.get("/invoices/INV-1").status_code == 200
+    with database.session_scope() as session:
+        states = {d.channel.value: d.state for d in session.scalars(sa.select(Delivery))
+                  if d.message.recipient.name == "Anna Peeters"}
+    assert states == {"email": DeliveryState.VIEWED, "portal": DeliveryState.VIEWED}
