@@ -95,10 +95,12 @@ def validate(data: bytes, rules_dir: Path | None = None) -> Findings:
     """Validate UBL Invoice/CreditNote bytes and return the findings.
 
     Needs the rules folder (argument, else ``$EINVOICE_RULES_DIR``) for the
-    XSD and the schematron; without one, only well-formedness is checked and
-    a warning ``NO-RULES`` says so. Not well-formed input gives one fatal
-    ``XML`` finding. The schematron stylesheets need ``saxonche``; when it is
-    not installed, a warning ``NO-SCHEMATRON`` is returned instead.
+    XSD and the schematron; without one, Herald's own checks still run (the
+    document is read and its business rules and arithmetic checked, source
+    ``herald``) and a warning ``NO-RULES`` says the official rules were not
+    applied. Not well-formed input gives one fatal ``XML`` finding. The
+    schematron stylesheets need ``saxonche``; when it is not installed, a
+    warning ``NO-SCHEMATRON`` is returned instead.
     """
     findings = Findings()
     try:
@@ -112,9 +114,12 @@ def validate(data: bytes, rules_dir: Path | None = None) -> Findings:
     if folder is None:
         findings.items.append(
             Finding(
-                "warning", "NO-RULES", "no rules folder: XSD and schematron not run", "/", "xsd"
+                "warning", "NO-RULES", "no rules folder: the official XSD, CEN and Peppol rules "
+                "were not applied; Herald's own checks ran", "/", "xsd"
             )
         )
+        findings.ran.append("herald")
+        findings.items.extend(_own_findings(data))
         return findings
     findings.ran.append("xsd")
     findings.items.extend(_xsd_findings(root, folder))
@@ -131,6 +136,19 @@ def validate(data: bytes, rules_dir: Path | None = None) -> Findings:
         svrl = _run_stylesheet((folder / relative).resolve(), text)
         findings.items.extend(_svrl_findings(svrl, source))
     return findings
+
+
+def _own_findings(data: bytes) -> list[Finding]:
+    """Herald's own rule and arithmetic checks, on the document as read."""
+    from einvoice.rules import check
+    from einvoice.ubl.reader import read_ubl
+
+    try:
+        doc = read_ubl(data)
+    except UblReadError as exc:
+        return [Finding("fatal", "READ", exc.message, exc.element, "herald")]
+    return [Finding("fatal", problem.rule, problem.message, problem.field, "herald",
+                    hint=hint_for(problem.rule)) for problem in check(doc)]
 
 
 @functools.lru_cache(maxsize=4)

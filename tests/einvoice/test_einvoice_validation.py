@@ -104,7 +104,12 @@ def test_findings_carry_location_and_message(rules_dir):
     assert finding.location.startswith("/")
 
 
-def test_without_rules_only_well_formedness(monkeypatch, rules_dir):
+def test_without_rules_herald_checks_still_run_and_say_so(monkeypatch, rules_dir):
     monkeypatch.delenv("EINVOICE_RULES_DIR", raising=False)
     findings = validate((rules_dir / "examples" / "base-example.xml").read_bytes())
     assert findings.ok and findings.rule_ids() == {"NO-RULES"}
+    assert findings.ran == ["herald"]
+    assert "not applied" in findings.warnings[0].message
+    broken = validate((rules_dir / "examples-broken" / "01-wrong-total.xml").read_bytes())
+    assert [(f.rule_id, f.source) for f in broken.fatal] == [("BR-CO-15", "herald")]
+    assert broken.fatal[0].hint.startswith("Total with VAT")
