@@ -10,10 +10,19 @@ from lxml import etree
 from einvoice.money import format_decimal
 from einvoice.ubl.namespaces import cac, cbc
 
+# Clark-notation names, built once: the writer asks for the same few dozen names
+# hundreds of times per document.
+_CAC: dict[str, str] = {}
+_CBC: dict[str, str] = {}
+_SubElement = etree.SubElement
+
 
 def agg(parent: etree._Element, name: str) -> etree._Element:
     """Append and return an empty ``cac:name`` element."""
-    return etree.SubElement(parent, cac(name))
+    tag = _CAC.get(name)
+    if tag is None:
+        tag = _CAC[name] = cac(name)
+    return _SubElement(parent, tag)
 
 
 def text(
@@ -28,21 +37,32 @@ def text(
     Dates are written as ISO dates, Decimals without exponent, booleans as
     ``true``/``false``; attributes whose value is None are left out.
     """
-    if value is None or value == "":
+    if value is None:
         return None
-    if isinstance(value, bool):
-        content = "true" if value else "false"
-    elif isinstance(value, Decimal):
+    kind = type(value)
+    if kind is str:
+        if not value:
+            return None
+        content = value
+    elif kind is Decimal:
         content = format_decimal(value)
+    elif kind is bool:
+        content = "true" if value else "false"
     elif isinstance(value, date):
         content = value.isoformat()
     else:
         content = str(value)
-    element = etree.SubElement(parent, cbc(tag))
+        if not content:
+            return None
+    qualified = _CBC.get(tag)
+    if qualified is None:
+        qualified = _CBC[tag] = cbc(tag)
+    if attrs:
+        element = _SubElement(parent, qualified,
+                              {k: v for k, v in attrs.items() if v is not None and v != ""})
+    else:
+        element = _SubElement(parent, qualified)
     element.text = content
-    for key, attr in attrs.items():
-        if attr is not None and attr != "":
-            element.set(key, attr)
     return element
 
 
