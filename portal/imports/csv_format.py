@@ -14,13 +14,7 @@ import re
 from typing import Any
 
 from portal.imports.documents import ImportedDocument
-from portal.imports.json_format import (
-    document_validator,
-    error_order,
-    error_path,
-    plain_message,
-)
-from portal.imports.mapping import document_from_mapping
+from portal.imports.json_format import read_mapping
 from portal.imports.problems import ImportRejected, Locator, Problem
 
 # CSV column -> path in the JSON format, for the columns that describe the whole document.
@@ -188,15 +182,8 @@ def read_csv(data: bytes, file: str) -> list[ImportedDocument]:
 
     documents: list[ImportedDocument] = []
     for locator, document, _ in groups.values():
-        schema_problems = [
-            locator.problem(error_path(error), plain_message(error))
-            for error in sorted(document_validator().iter_errors(document), key=error_order)
-        ]
-        if schema_problems:
-            problems.extend(schema_problems)
-            continue
         try:
-            documents.append(document_from_mapping(document, locator, source="csv"))
+            documents.append(read_mapping(document, locator, source="csv"))
         except ImportRejected as rejected:
             problems.extend(rejected.problems)
     if problems:

@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -43,21 +44,24 @@ def read_json(data: bytes, file: str) -> list[ImportedDocument]:
     for index, item in enumerate(items):
         number = item.get("number") if isinstance(item, dict) else None
         label = f"document {index + 1}" + (f" ({number})" if isinstance(number, str) else "")
-        locator = Locator(file, label)
-        schema_problems = [problem
-                           for error in sorted(document_validator().iter_errors(item),
-                                               key=error_order)
-                           for problem in _schema_problems(locator, error)]
-        if schema_problems:
-            problems.extend(schema_problems)
-            continue
         try:
-            documents.append(document_from_mapping(item, locator, source="json"))
+            documents.append(read_mapping(item, Locator(file, label), source="json"))
         except ImportRejected as rejected:
             problems.extend(rejected.problems)
     if problems:
         raise ImportRejected(problems)
     return documents
+
+
+def read_mapping(document: Any, locator: Locator, *, source: str) -> ImportedDocument:
+    """Check one document against the schema, then convert it; every problem is raised."""
+    schema_problems = [problem
+                       for error in sorted(document_validator().iter_errors(document),
+                                           key=error_order)
+                       for problem in _schema_problems(locator, error)]
+    if schema_problems:
+        raise ImportRejected(schema_problems)
+    return document_from_mapping(document, locator, source=source)
 
 
 @cache
