@@ -4,13 +4,15 @@ Each event stores the hash of the one before it, so removing or editing any
 row breaks the chain from there on; :func:`verify_chain` finds the first break.
 Appending takes a row lock on the chain's head, so concurrent writers on
 PostgreSQL queue up instead of forking the chain (SQLite serialises writers).
+:func:`record_events` appends many events under one such lock, for large runs.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from distribution.bulk import insert_rows
 from distribution.models import Base
 from distribution.sqltypes import UTCDateTime, utcnow
 
@@ -81,6 +84,80 @@ def record_event(session: Session, subject_type: str, subject_key: str, kind: st
     session.add(event)
     session.flush()
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """One event to append with :func:`record_events`.
+
+    ``payload`` is JSON-shaped (values JSON cannot hold are stored as their ``str``),
+    and nested dictionaries have string keys.
+    """
+
+    subject_type: str
+    subject_key: str
+    kind: str
+    payload: dict[str, Any]
+    actor: str
+
+
+_EVENT_COLUMNS = ("subject_type", "subject_key", "kind", "payload", "actor", "at", "prev_hash",
+                  "hash")
+
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=str).encode
+
+# Subject types, kinds and actors repeat: each is encoded once.
+_name = functools.lru_cache(maxsize=1024)(_canonical)
+
+
+def record_events(session: Session, events: Iterable[NewEvent]) -> int:
+    """Append many events in order, in the caller's transaction; returns how many.
+
+    The same chain as :func:`record_event` gives, built faster: the chain head is
+    locked once, each hash is computed from the previous one in Python, and the
+    rows go in with one bulk insert. The events share one timestamp. Payloads are
+    stored as their canonical JSON, so what is stored is exactly what was hashed.
+    """
+    head = session.scalars(
+        sa.select(EventChainHead).where(EventChainHead.id == 1).with_for_update()
+    ).first()
+    if head is None:
+        head = EventChainHead(id=1, last_hash=GENESIS_HASH, count=0)
+        session.add(head)
+    at = utcnow()
+    # event_hash's JSON array, written out around the parts that change per event; the
+    # result is byte for byte what event_hash computes (tested).
+    at_json = _canonical(at.astimezone(UTC).isoformat())
+    last = [head.last_hash]
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        prev = last[0]
+        sha256 = hashlib.sha256
+        for event in events:
+            payload = event.payload
+            if not all(type(key) is str for key in payload):
+                # Keys that are not strings become strings when stored, which changes the
+                # sort order: normalise first, as record_event does.
+                payload = json.loads(json.dumps(payload, default=str))
+            payload = _canonical(payload)
+            key = event.subject_key
+            key_json = f'"{key}"' if key.isascii() and key.isdigit() else _canonical(key)
+            body = (f'["{prev}",{_name(event.subject_type)},{key_json},{_name(event.kind)},'
+                    f"{payload},{_name(event.actor)},{at_json}]")
+            digest = sha256(body.encode()).hexdigest()
+            yield (event.subject_type, key, event.kind, payload, event.actor, at, prev, digest)
+            prev = digest
+        last[0] = prev
+
+    # Rows are made as they are written; the payload goes in as the exact JSON text that
+    # was hashed.
+    count = insert_rows(session, Event.__table__, _EVENT_COLUMNS, rows())
+    if count:
+        head.last_hash = last[0]
+        head.count += count
+        session.flush()
+    return count
 
 
 def events_for(session: Session, subject_type: str, subject_key: str) -> list[Event]:

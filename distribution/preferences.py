@@ -11,6 +11,7 @@ the message can tell the customer and the log can tell the auditor.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -122,11 +123,28 @@ def resolve(session: Session, recipient: Recipient, message_type: str) -> Resolu
     """The channels and addresses for one message of ``message_type`` to ``recipient``."""
     kind = session.get(MessageType, message_type)
     if kind is None:
-        raise ValueError(f"unknown message type {message_type!r}; known: "
-                         + ", ".join(code for code, _, _ in DEFAULT_MESSAGE_TYPES))
+        raise unknown_message_type(message_type)
     preferences = {p.message_type: p for p in session.scalars(
         sa.select(Preference).where(Preference.recipient_id == recipient.id))}
-    specific = preferences.get(message_type)
+    return resolve_preloaded(kind, preferences, recipient.addresses)
+
+
+def unknown_message_type(message_type: str) -> ValueError:
+    """The error for a message type Herald does not know."""
+    return ValueError(f"unknown message type {message_type!r}; known: "
+                      + ", ".join(code for code, _, _ in DEFAULT_MESSAGE_TYPES))
+
+
+def resolve_preloaded(kind: MessageType, preferences: Mapping[str, Preference],
+                      addresses: Sequence[Address]) -> Resolution:
+    """:func:`resolve` over data already loaded: no database access.
+
+    ``preferences`` maps message type (or ``*``) to the recipient's rows (only
+    ``kind.code`` and ``*`` are read); ``addresses`` are all the recipient's
+    addresses, dead ones included. Any objects with the same attributes do (bulk
+    run creation passes plain rows); the chosen addresses are returned as given.
+    """
+    specific = preferences.get(kind.code)
     overall = preferences.get(ALL_TYPES)
     chosen = specific or overall
     # An empty list is a choice (the link only); only a missing one means the default.
@@ -147,7 +165,7 @@ def resolve(session: Session, recipient: Recipient, message_type: str) -> Resolu
     choices: list[ChannelChoice] = []
     unavailable: list[tuple[ChannelName, str]] = []
     for channel in _unique(wanted):
-        address = _working_address(recipient, channel)
+        address = _working_address(addresses, channel)
         if channel is ChannelName.PORTAL or address is not None:
             choices.append(ChannelChoice(channel, address))
         else:
@@ -156,16 +174,18 @@ def resolve(session: Session, recipient: Recipient, message_type: str) -> Resolu
         # Nothing the customer chose works: fall back along their order, portal last.
         missed, reason = unavailable[0]
         fallback = next(c for c in order if c not in wanted
-                        and (c is ChannelName.PORTAL or _working_address(recipient, c)))
-        choices.append(ChannelChoice(fallback, _working_address(recipient, fallback),
+                        and (c is ChannelName.PORTAL or _working_address(addresses, c)))
+        choices.append(ChannelChoice(fallback, _working_address(addresses, fallback),
                                      fallback_for=missed, reason=reason))
     return Resolution(choices, attachments, unavailable=unavailable)
 
 
-def _working_address(recipient: Recipient, channel: ChannelName) -> Address | None:
-    addresses = recipient.working_addresses(channel)
-    verified = [a for a in addresses if a.verified_at is not None]
-    return (verified or addresses or [None])[0]
+def _working_address(addresses: Sequence[Address], channel: ChannelName) -> Address | None:
+    # As Recipient.working_addresses: not dead, newest first; verified ones preferred.
+    working = sorted((a for a in addresses if a.channel is channel and a.dead_since is None),
+                     key=lambda a: a.id, reverse=True)
+    verified = [a for a in working if a.verified_at is not None]
+    return (verified or working or [None])[0]
 
 
 def _unique(channels: list[ChannelName]) -> list[ChannelName]:

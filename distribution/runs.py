@@ -8,6 +8,8 @@ already exists for the same subject is not created again.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,11 +17,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from distribution.bulk import allocate_ids, among, insert_rows
+from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState, Message, idempotency_key_for
-from distribution.events import record_event
+from distribution.events import NewEvent, record_event, record_events
 from distribution.planner import DEFAULT_DECAY, Plan, plan_releases
-from distribution.preferences import ensure_message_types, resolve
-from distribution.recipients import Recipient
+from distribution.preferences import (
+    ALL_TYPES,
+    MessageType,
+    Preference,
+    ensure_message_types,
+    resolve_preloaded,
+    unknown_message_type,
+)
+from distribution.recipients import Address, Recipient
 from distribution.sqltypes import utcnow
 from distribution.waves import Run, TokenBucket, Wave, WaveState
 
@@ -82,61 +93,30 @@ class RunSummary:
     opted_out: int = 0
 
 
+CHUNK_SIZE = 5000  # specs per round of queries and bulk inserts
+
+
 def create_run(session: Session, *, name: str, message_type: str, specs: list[MessageSpec],
                selection: dict[str, Any], created_by: str, options: WaveOptions) -> RunSummary:
-    """Create a run with its messages, deliveries and (draft) waves."""
+    """Create a run with its messages, deliveries and (draft) waves.
+
+    Specs are handled in chunks of :data:`CHUNK_SIZE`: per chunk one query finds
+    the messages that already exist, one loads the recipients with their
+    addresses and one their preferences; preferences are resolved in memory, and
+    messages, deliveries and their events go in with one bulk insert each. The
+    log gets, per chunk, a ``preference.resolved`` event per new message and then a
+    ``delivery.planned`` event per new delivery; ``run.created`` comes last.
+    """
     options.check()
     ensure_message_types(session)
     run = Run(name=name, message_type=message_type, selection=selection, created_by=created_by)
     session.add(run)
     session.flush()
     summary = RunSummary(run)
-    recipients = {r.recipient_key: r for r in session.scalars(sa.select(Recipient).where(
-        Recipient.recipient_key.in_({spec.recipient_key for spec in specs})))}
-    new_deliveries: list[Delivery] = []
-    for spec in specs:
-        recipient = recipients.get(spec.recipient_key)
-        if recipient is None:
-            raise RunError(f"recipient {spec.recipient_key!r} is unknown; sync it first")
-        existing = session.scalars(sa.select(Message).where(
-            Message.message_type == message_type, Message.subject_key == spec.subject_key)).first()
-        if existing is not None:
-            summary.messages_existing += 1
-            continue
-        message = Message(recipient_id=recipient.id, message_type=message_type,
-                          subject_key=spec.subject_key, parameters=spec.parameters,
-                          link=spec.link, ubl_sha256=spec.ubl_sha256, pdf_sha256=spec.pdf_sha256,
-                          run_id=run.id)
-        session.add(message)
-        session.flush()
-        summary.messages_created += 1
-        resolution = resolve(session, recipient, message_type)
-        record_event(session, "message", str(message.id), "preference.resolved", {
-            "run_id": run.id, "subject": spec.subject_key,
-            "channels": [c.channel.value for c in resolution.choices],
-            "unavailable": [[c.value, reason] for c, reason in resolution.unavailable],
-            "opted_out": resolution.opted_out}, actor=created_by)
-        if resolution.opted_out:
-            summary.opted_out += 1
-        for choice in resolution.choices:
-            delivery = Delivery(
-                message_id=message.id, channel=choice.channel, address=choice.address,
-                idempotency_key=idempotency_key_for(message, choice.channel),
-                fallback_for=choice.fallback_for.value if choice.fallback_for else None,
-                fallback_reason=choice.reason or None)
-            session.add(delivery)
-            new_deliveries.append(delivery)
-            summary.deliveries[choice.channel.value] = (
-                summary.deliveries.get(choice.channel.value, 0) + 1)
-            if choice.fallback_for:
-                summary.fallbacks += 1
-    session.flush()
-    _split_into_waves(session, run, new_deliveries, options)
-    for delivery in new_deliveries:
-        record_event(session, "delivery", str(delivery.id), "delivery.planned", {
-            "message_id": delivery.message_id, "channel": delivery.channel.value,
-            "wave_id": delivery.wave_id, "fallback_for": delivery.fallback_for,
-            "fallback_reason": delivery.fallback_reason}, actor=created_by)
+    builder = _RunBuilder(session, run, message_type, options, created_by, summary)
+    for start in range(0, len(specs), CHUNK_SIZE):
+        builder.add(specs[start:start + CHUNK_SIZE])
+    builder.finish()
     record_event(session, "run", str(run.id), "run.created", {
         "name": name, "message_type": message_type, "selection": selection,
         "messages": summary.messages_created, "already_sent": summary.messages_existing,
@@ -144,12 +124,216 @@ def create_run(session: Session, *, name: str, message_type: str, specs: list[Me
     return summary
 
 
-def _split_into_waves(session: Session, run: Run, deliveries: list[Delivery],
-                      options: WaveOptions) -> None:
-    size = options.wave_size or max(len(deliveries), 1)
-    chunks = [deliveries[i:i + size] for i in range(0, len(deliveries), size)] or [[]]
-    for sequence, chunk in enumerate(chunks, start=1):
-        wave = Wave(run_id=run.id, sequence=sequence, rate_per_minute=options.rate_per_minute,
+_MESSAGE_COLUMNS = ("id", "recipient_id", "message_type", "subject_key", "parameters", "link",
+                    "ubl_sha256", "pdf_sha256", "run_id", "created_at")
+_DELIVERY_COLUMNS = ("id", "message_id", "channel", "address_id", "wave_id", "idempotency_key",
+                     "fallback_for", "fallback_reason", "state", "attempts", "created_at",
+                     "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    # What idempotency_key_for reads of a message.
+    message_type: str
+    subject_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """A resolution as a run uses it, shared by every recipient with the same inputs."""
+
+    # (channel, its name, address needed, the channel it replaces, why) per delivery
+    deliveries: tuple[tuple[ChannelName, str, bool, str | None, str | None], ...]
+    channels: list[str]
+    unavailable: list[list[str]]
+    opted_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _RunRecipient:
+    id: int
+    route_key: tuple
+    addresses: dict[ChannelName, int]  # the working address per channel, by id
+
+
+class _RunBuilder:
+    """Adds chunks of specs to a run; waves are created as deliveries fill them.
+
+    Resolution depends only on the recipient's two preference rows (this type and
+    ``*``) and on which channels have a working address, so it is computed once
+    per distinct combination (a handful in a large run) and each recipient only
+    keeps its address ids: the same result as :func:`resolve`, message by message.
+    """
+
+    def __init__(self, session: Session, run: Run, message_type: str, options: WaveOptions,
+                 actor: str, summary: RunSummary) -> None:
+        self.session, self.run, self.message_type = session, run, message_type
+        self.options, self.actor, self.summary = options, actor, summary
+        self.kind: MessageType | None = None
+        self.created_subjects: set[str] = set()  # by this run, for repeated specs
+        self.recipients: dict[str, _RunRecipient] = {}  # by key, for the whole run
+        self.route_inputs: dict[tuple, tuple[dict[str, Any], list[ChannelName]]] = {}
+        self.routes: dict[tuple, _Route] = {}
+        self.waves: list[Wave] = []
+        self.wave_counts: list[int] = []
+        self.planned = 0  # deliveries so far, which decides their wave
+
+    def add(self, specs: list[MessageSpec]) -> None:
+        """Create the messages, deliveries and events of one chunk of specs."""
+        session, message_type = self.session, self.message_type
+        existing = set(session.scalars(sa.select(Message.subject_key).where(
+            Message.message_type == message_type,
+            among(session, Message.subject_key, {spec.subject_key for spec in specs}))))
+        recipients = self.recipients
+        self._load_recipients({spec.recipient_key for spec in specs} - recipients.keys())
+        new: list[MessageSpec] = []
+        for spec in specs:
+            if spec.recipient_key not in recipients:
+                raise RunError(f"recipient {spec.recipient_key!r} is unknown; sync it first")
+            if spec.subject_key in existing or spec.subject_key in self.created_subjects:
+                self.summary.messages_existing += 1
+                continue
+            self.created_subjects.add(spec.subject_key)
+            new.append(spec)
+        if not new:
+            return
+        self._message_type()  # refuse an unknown type before writing anything
+        now = utcnow()
+        targets = [recipients[spec.recipient_key] for spec in new]
+        routes = [self._route(recipient.route_key) for recipient in targets]
+        message_ids = allocate_ids(session, Message.__table__, len(new))
+        delivery_ids = allocate_ids(session, Delivery.__table__,
+                                    sum(len(route.deliveries) for route in routes))
+        wave_ids = self._wave_ids(len(delivery_ids))  # before any COPY: waves may be added
+        insert_rows(session, Message.__table__, _MESSAGE_COLUMNS, (
+            (message_id, recipient.id, message_type, spec.subject_key,
+             json.dumps(spec.parameters), spec.link, spec.ubl_sha256, spec.pdf_sha256,
+             self.run.id, now)
+            for message_id, recipient, spec in zip(message_ids, targets, new, strict=True)))
+        self.summary.messages_created += len(new)
+        planned: list[tuple[Any, ...]] = []  # what each delivery.planned event says
+
+        def delivery_rows() -> Iterator[tuple[Any, ...]]:
+            counts, position = self.summary.deliveries, 0
+            for message_id, spec, recipient, route in zip(message_ids, new, targets, routes,
+                                                         strict=True):
+                subject = _Subject(message_type, spec.subject_key)
+                for channel, name, needs_address, fallback_for, reason in route.deliveries:
+                    delivery_id, wave_id = delivery_ids[position], wave_ids[position]
+                    position += 1
+                    planned.append((delivery_id, message_id, name, wave_id, fallback_for,
+                                    reason))
+                    counts[name] = counts.get(name, 0) + 1
+                    yield (delivery_id, message_id, name,
+                           recipient.addresses[channel] if needs_address else None, wave_id,
+                           idempotency_key_for(subject, channel), fallback_for, reason,
+                           DeliveryState.PENDING.value, 0, now, now)
+
+        # Rows are made while the database stores the ones already sent (see bulk).
+        insert_rows(session, Delivery.__table__, _DELIVERY_COLUMNS, delivery_rows())
+        self.summary.opted_out += sum(1 for route in routes if route.opted_out)
+        self.summary.fallbacks += sum(1 for entry in planned if entry[4])
+        run_id, actor = self.run.id, self.actor
+
+        def events() -> Iterator[NewEvent]:
+            for message_id, spec, route in zip(message_ids, new, routes, strict=True):
+                yield NewEvent("message", str(message_id), "preference.resolved", {
+                    "run_id": run_id, "subject": spec.subject_key, "channels": route.channels,
+                    "unavailable": route.unavailable, "opted_out": route.opted_out}, actor)
+            for delivery_id, message_id, name, wave_id, fallback_for, reason in planned:
+                yield NewEvent("delivery", str(delivery_id), "delivery.planned", {
+                    "message_id": message_id, "channel": name, "wave_id": wave_id,
+                    "fallback_for": fallback_for, "fallback_reason": reason}, actor)
+
+        record_events(session, events())
+
+    def finish(self) -> None:
+        """Create the (empty) first wave if no delivery did, and plan capacity-sized waves."""
+        if not self.waves:
+            self._new_wave()
+        for wave, count in zip(self.waves, self.wave_counts, strict=True):
+            if wave.capacity_per_hour:
+                wave.plan = plan_to_json(plan_wave(wave, count, utcnow()))
+        self.session.flush()
+
+    def _load_recipients(self, keys: set[str]) -> None:
+        """Load recipients not seen yet: one query with addresses, one for preferences."""
+        if not keys:
+            return
+        session = self.session
+        ids: dict[str, int] = {}
+        best: dict[int, dict[ChannelName, tuple[bool, int]]] = {}
+        for row in session.execute(
+                sa.select(Recipient.recipient_key, Recipient.id, Address.id.label("address_id"),
+                          Address.channel, Address.verified_at)
+                .outerjoin(Address, sa.and_(Address.recipient_id == Recipient.id,
+                                            Address.dead_since.is_(None)))
+                .where(among(session, Recipient.recipient_key, keys))):
+            ids[row.recipient_key] = row.id
+            working = best.setdefault(row.id, {})
+            if row.address_id is not None:
+                # As resolve: a verified address first, else the newest (highest id).
+                rank = (row.verified_at is not None, row.address_id)
+                if rank > working.get(row.channel, (False, 0)):
+                    working[row.channel] = rank
+        preferences: dict[int, dict[str, Any]] = {}
+        if ids:
+            for row in session.execute(
+                    sa.select(Preference.recipient_id, Preference.message_type,
+                              Preference.channels, Preference.opted_out,
+                              Preference.email_attachments)
+                    .where(among(session, Preference.recipient_id, ids.values()),
+                           Preference.message_type.in_((self.message_type, ALL_TYPES)))):
+                preferences.setdefault(row.recipient_id, {})[row.message_type] = row
+        for key, recipient_id in ids.items():
+            chosen = preferences.get(recipient_id, {})
+            addresses = {channel: rank[1] for channel, rank in best[recipient_id].items()}
+            route_key = (_preference_key(chosen.get(self.message_type)),
+                         _preference_key(chosen.get(ALL_TYPES)), frozenset(addresses))
+            if route_key not in self.route_inputs:
+                self.route_inputs[route_key] = (chosen, sorted(addresses))
+            self.recipients[key] = _RunRecipient(recipient_id, route_key, addresses)
+
+    def _route(self, route_key: tuple) -> _Route:
+        route = self.routes.get(route_key)
+        if route is None:
+            chosen, channels = self.route_inputs[route_key]
+            # One working address per channel stands for the recipient's own.
+            resolution = resolve_preloaded(self._message_type(), chosen, [
+                _AddressRow(0, channel, None, None) for channel in channels])
+            route = self.routes[route_key] = _Route(
+                tuple((c.channel, c.channel.value, c.address is not None,
+                       c.fallback_for.value if c.fallback_for else None, c.reason or None)
+                      for c in resolution.choices),
+                [c.channel.value for c in resolution.choices],
+                [[c.value, reason] for c, reason in resolution.unavailable],
+                resolution.opted_out)
+        return route
+
+    def _message_type(self) -> MessageType:
+        if self.kind is None:
+            self.kind = self.session.get(MessageType, self.message_type)
+            if self.kind is None:
+                raise unknown_message_type(self.message_type)
+        return self.kind
+
+    def _wave_ids(self, count: int) -> list[int]:
+        """The waves of the next ``count`` deliveries, filling each to the wave size."""
+        size = self.options.wave_size
+        ids: list[int] = []
+        for position in range(self.planned, self.planned + count):
+            index = position // size if size else 0
+            if index == len(self.waves):
+                self._new_wave()
+            self.wave_counts[index] += 1
+            ids.append(self.waves[index].id)
+        self.planned += count
+        return ids
+
+    def _new_wave(self) -> None:
+        options = self.options
+        wave = Wave(run_id=self.run.id, sequence=len(self.waves) + 1,
+                    rate_per_minute=options.rate_per_minute,
                     window_start_hour=options.window_start_hour,
                     window_end_hour=options.window_end_hour, weekdays=list(options.weekdays),
                     holidays=list(options.holidays), window_time_zone=options.window_time_zone,
@@ -157,16 +341,26 @@ def _split_into_waves(session: Session, run: Run, deliveries: list[Delivery],
                     contact_rate=options.contact_rate,
                     decay=list(options.decay) if options.capacity_per_hour else None,
                     pause_multiple=options.pause_multiple)
-        session.add(wave)
-        session.flush()
-        ids = [d.id for d in chunk]
-        if ids:
-            session.execute(sa.update(Delivery).where(Delivery.id.in_(ids))
-                            .values(wave_id=wave.id).execution_options(synchronize_session=False))
-        for delivery in chunk:
-            delivery.wave_id = wave.id
-        if wave.capacity_per_hour:
-            wave.plan = plan_to_json(plan_wave(wave, len(chunk), utcnow()))
+        self.session.add(wave)
+        self.session.flush()
+        self.waves.append(wave)
+        self.wave_counts.append(0)
+
+
+def _preference_key(row: Any) -> tuple | None:
+    if row is None:
+        return None
+    return (tuple(row.channels) if row.channels is not None else None, row.opted_out,
+            tuple(row.email_attachments) if row.email_attachments is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _AddressRow:
+    # The columns preference resolution reads of an address.
+    id: int
+    channel: ChannelName
+    dead_since: datetime | None
+    verified_at: datetime | None
 
 
 def plan_wave(wave: Wave, total: int, start: datetime) -> Plan:
@@ -264,6 +458,31 @@ def cancel_wave(session: Session, wave_id: int, *, actor: str, reason: str) -> i
     record_event(session, "wave", str(wave.id), "wave.cancelled",
                  {"reason": reason, "cancelled": len(ids)}, actor=actor)
     return len(ids)
+
+
+def cancel_pending_for_subject(session: Session, subject_prefix: str, reason: str,
+                               actor: str) -> list[int]:
+    """Cancel unsent deliveries of messages whose subject key starts with ``subject_prefix``.
+
+    Pending and released deliveries are cancelled (one conditional UPDATE, so a
+    worker that claims one meanwhile keeps it); each gets a ``delivery.cancelled``
+    event with the reason. Used to stop reminders once an invoice is paid,
+    disputed or credited. Returns the cancelled deliveries' ids.
+    """
+    if not subject_prefix:
+        raise RunError("give a subject prefix; an empty one would cancel everything")
+    messages = sa.select(Message.id).where(
+        Message.subject_key.startswith(subject_prefix, autoescape=True))
+    cancelled = sorted(session.scalars(
+        sa.update(Delivery).where(Delivery.message_id.in_(messages),
+                                  Delivery.state.in_((DeliveryState.PENDING,
+                                                      DeliveryState.RELEASED)))
+        .values(state=DeliveryState.CANCELLED, lease_until=None, updated_at=utcnow())
+        .returning(Delivery.id).execution_options(synchronize_session=False)))
+    for delivery_id in cancelled:
+        record_event(session, "delivery", str(delivery_id), "delivery.cancelled",
+                     {"subject_prefix": subject_prefix, "reason": reason}, actor=actor)
+    return cancelled
 
 
 def _move_deliveries(session: Session, wave_id: int, states: tuple[DeliveryState, ...],

@@ -46,23 +46,7 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
                "Hola {{ customer_name }}:\n\nHemos emitido la nota de crédito {{ number }} de "
                "{{ amount }} a su favor.\n\nConsúltela en nuestro portal: {{ link }}"),
     },
-    "reminder": {
-        "en": ("Reminder: invoice {{ number }} is due {{ due_date }}",
-               "Hello {{ customer_name }},\n\nInvoice {{ number }} of {{ amount }} "
-               "{{ 'is due on' if not overdue else 'was due on' }} {{ due_date }}. If you have "
-               "already paid, thank you and please ignore this message.\n\nReview and pay it: "
-               "{{ link }}"),
-        "nl": ("Herinnering: factuur {{ number }} vervalt {{ due_date }}",
-               "Beste {{ customer_name }},\n\nFactuur {{ number }} van {{ amount }} "
-               "{{ 'vervalt op' if not overdue else 'verviel op' }} {{ due_date }}. Hebt u al "
-               "betaald, dan danken wij u en mag u dit bericht negeren.\n\nBekijk en betaal: "
-               "{{ link }}"),
-        "es": ("Recordatorio: la factura {{ number }} vence el {{ due_date }}",
-               "Hola {{ customer_name }}:\n\nLa factura {{ number }} de {{ amount }} "
-               "{{ 'vence el' if not overdue else 'venció el' }} {{ due_date }}. Si ya la ha "
-               "pagado, gracias y no tenga en cuenta este mensaje.\n\nConsúltela y páguela: "
-               "{{ link }}"),
-    },
+    # "reminder" is filled in from REMINDER_TEXTS below (its wording depends on the tone).
     "receipt": {
         "en": ("Payment received for {{ number }}",
                "Hello {{ customer_name }},\n\nWe received {{ amount }} for invoice "
@@ -92,6 +76,93 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 
+# Reminder texts per language and tone: 1 a friendly note before the due date, 2 on the
+# due date, 3 a firmer reminder once overdue, 4 the final notice (fees and what happens
+# next). Extra placeholders: fee (this reminder's fee, formatted, or empty), total (amount
+# plus fees, formatted, or empty), deadline (the final notice's pay-by date, or empty).
+# ``amount`` is what is still unpaid. They never ask for credentials and link only {{ link }}.
+REMINDER_TEXTS: dict[str, dict[int, tuple[str, str]]] = {
+    "en": {
+        1: ("Reminder: invoice {{ number }} is due {{ due_date }}",
+            "Hello {{ customer_name }},\n\nA friendly reminder: invoice {{ number }} of "
+            "{{ amount }} is due on {{ due_date }}. If you have already paid, thank you and "
+            "please ignore this message.\n\nReview and pay it: {{ link }}"),
+        2: ("Invoice {{ number }} is due today",
+            "Hello {{ customer_name }},\n\nInvoice {{ number }} of {{ amount }} is due today, "
+            "{{ due_date }}. If you have already paid, thank you and please ignore this "
+            "message.\n\nReview and pay it: {{ link }}"),
+        3: ("Overdue: invoice {{ number }} was due {{ due_date }}",
+            "Hello {{ customer_name }},\n\nInvoice {{ number }} was due on {{ due_date }} and "
+            "{{ amount }} is still unpaid. Please pay it now{% if fee %}; a reminder fee of "
+            "{{ fee }} applies{% endif %}. If you have already paid, thank you and please "
+            "ignore this message. If something is wrong with the invoice, tell us on our "
+            "portal.\n\nReview and pay it: {{ link }}"),
+        4: ("Final notice: invoice {{ number }} is overdue",
+            "Hello {{ customer_name }},\n\nThis is our final notice about invoice "
+            "{{ number }}, which was due on {{ due_date }}. {{ amount }} is still unpaid."
+            "{% if fee %} A reminder fee of {{ fee }} now applies, which brings the total to "
+            "{{ total }}.{% endif %}\n\nPlease pay{% if deadline %} by {{ deadline }}"
+            "{% else %} now{% endif %}. If we have not received your payment by then, we may "
+            "suspend the service and pass the claim on for collection, which adds further "
+            "costs. If you have already paid, thank you and please ignore this message."
+            "\n\nReview and pay it: {{ link }}"),
+    },
+    "nl": {
+        1: ("Herinnering: factuur {{ number }} vervalt {{ due_date }}",
+            "Beste {{ customer_name }},\n\nEen vriendelijke herinnering: factuur {{ number }} "
+            "van {{ amount }} vervalt op {{ due_date }}. Hebt u al betaald, dan danken wij u "
+            "en mag u dit bericht negeren.\n\nBekijk en betaal: {{ link }}"),
+        2: ("Factuur {{ number }} vervalt vandaag",
+            "Beste {{ customer_name }},\n\nFactuur {{ number }} van {{ amount }} vervalt "
+            "vandaag, {{ due_date }}. Hebt u al betaald, dan danken wij u en mag u dit bericht "
+            "negeren.\n\nBekijk en betaal: {{ link }}"),
+        3: ("Achterstallig: factuur {{ number }} verviel op {{ due_date }}",
+            "Beste {{ customer_name }},\n\nFactuur {{ number }} verviel op {{ due_date }} en "
+            "er staat nog {{ amount }} open. Gelieve nu te betalen{% if fee %}; er geldt een "
+            "herinneringskost van {{ fee }}{% endif %}. Hebt u al betaald, dan danken wij u en "
+            "mag u dit bericht negeren. Klopt er iets niet met de factuur, laat het ons dan "
+            "weten via ons portaal.\n\nBekijk en betaal: {{ link }}"),
+        4: ("Laatste herinnering: factuur {{ number }} is vervallen",
+            "Beste {{ customer_name }},\n\nDit is onze laatste herinnering voor factuur "
+            "{{ number }}, die verviel op {{ due_date }}. Er staat nog {{ amount }} open."
+            "{% if fee %} Er geldt nu een herinneringskost van {{ fee }}, waarmee het totaal "
+            "{{ total }} wordt.{% endif %}\n\nGelieve te betalen{% if deadline %} uiterlijk "
+            "op {{ deadline }}{% else %} zonder verder uitstel{% endif %}. Ontvangen wij uw "
+            "betaling dan niet, dan kunnen wij de dienst opschorten en de vordering uit handen "
+            "geven voor invordering, wat extra kosten meebrengt. Hebt u al betaald, dan danken "
+            "wij u en mag u dit bericht negeren.\n\nBekijk en betaal: {{ link }}"),
+    },
+    "es": {
+        1: ("Recordatorio: la factura {{ number }} vence el {{ due_date }}",
+            "Hola {{ customer_name }}:\n\nLe recordamos amablemente que la factura "
+            "{{ number }} de {{ amount }} vence el {{ due_date }}. Si ya la ha pagado, gracias "
+            "y no tenga en cuenta este mensaje.\n\nConsúltela y páguela: {{ link }}"),
+        2: ("La factura {{ number }} vence hoy",
+            "Hola {{ customer_name }}:\n\nLa factura {{ number }} de {{ amount }} vence hoy, "
+            "{{ due_date }}. Si ya la ha pagado, gracias y no tenga en cuenta este mensaje."
+            "\n\nConsúltela y páguela: {{ link }}"),
+        3: ("Factura vencida: la factura {{ number }} venció el {{ due_date }}",
+            "Hola {{ customer_name }}:\n\nLa factura {{ number }} venció el {{ due_date }} y "
+            "quedan {{ amount }} pendientes de pago. Le rogamos que la pague ahora{% if fee %}; "
+            "se aplica un recargo por recordatorio de {{ fee }}{% endif %}. Si ya la ha "
+            "pagado, gracias y no tenga en cuenta este mensaje. Si hay algún problema con la "
+            "factura, indíquenoslo en nuestro portal.\n\nConsúltela y páguela: {{ link }}"),
+        4: ("Último aviso: la factura {{ number }} está vencida",
+            "Hola {{ customer_name }}:\n\nEste es nuestro último aviso sobre la factura "
+            "{{ number }}, que venció el {{ due_date }}. Quedan {{ amount }} pendientes de "
+            "pago.{% if fee %} Ahora se aplica un recargo por recordatorio de {{ fee }}, por "
+            "lo que el total asciende a {{ total }}.{% endif %}\n\nLe rogamos que pague"
+            "{% if deadline %} antes del {{ deadline }}{% else %} sin más demora{% endif %}. "
+            "Si para entonces no hemos recibido su pago, podremos suspender el servicio y "
+            "ceder la deuda para su cobro, lo que supone costes adicionales. Si ya la ha "
+            "pagado, gracias y no tenga en cuenta este mensaje.\n\nConsúltela y páguela: "
+            "{{ link }}"),
+    },
+}
+REMINDER_TONES = (1, 2, 3, 4)
+# Callers from before tones passed only ``overdue``: the pre-due note, or the firmer one.
+TEXTS["reminder"] = {language: tones[1] for language, tones in REMINDER_TEXTS.items()}
+
 FALLBACK_NOTICES = {
     "en": "We could not send this by {channel} as you asked: {reason}. You can change how "
           "we reach you on our portal.",
@@ -118,12 +189,28 @@ def render(message_type: str, language: str, parameters: dict[str, Any]) -> Rend
     texts = TEXTS[message_type]
     subject_template, body_template = texts.get(language) or texts["en"]
     values = {"overdue": False, "text": "", **parameters}
+    if message_type == "reminder":
+        values = {"fee": "", "total": "", "deadline": "", **values}
+        values["tone"] = reminder_tone(values)
+        tones = REMINDER_TEXTS.get(language) or REMINDER_TEXTS["en"]
+        subject_template, body_template = tones[values["tone"]]
     subject = _environment.from_string(subject_template).render(values).strip()
     body = _environment.from_string(body_template).render(values).strip()
     notice = parameters.get("fallback_notice")
     if notice:
         body = f"{notice}\n\n{body}"
     return RenderedText(subject=subject, text=body, html=_html(body, values.get("link")))
+
+
+def reminder_tone(parameters: dict[str, Any]) -> int:
+    """The tone (1 to 4) of a reminder: its ``tone`` parameter, else 3 if ``overdue``, else 1.
+
+    A tone above 4 gets the final notice's words, one below 1 the friendliest.
+    """
+    tone = parameters.get("tone")
+    if tone in (None, ""):
+        return 3 if parameters.get("overdue") else 1
+    return min(max(int(tone), REMINDER_TONES[0]), REMINDER_TONES[-1])
 
 
 def fallback_notice(language: str, channel_label: str, reason: str) -> str:

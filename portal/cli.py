@@ -36,6 +36,7 @@ def register_commands(app: Flask) -> None:
     from portal.demo.cli import demo_command
     from portal.einvoice_cli import einvoice_group
     from portal.imports.cli import invoices_group
+    from portal.reminders_cli import reminders_group
     from portal.runs_cli import (
         audit_group,
         contacts_group,
@@ -50,7 +51,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(invoices_group)
     app.cli.add_command(demo_command)
     app.cli.add_command(einvoice_group)
-    for command in (runs_group, waves_group, dispatcher_command, contacts_group, audit_group):
+    for command in (runs_group, waves_group, dispatcher_command, contacts_group, audit_group,
+                    reminders_group):
         app.cli.add_command(command)
 
 

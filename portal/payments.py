@@ -60,6 +60,10 @@ def record_payment(
     before = invoice.status
     if invoice.status in PAYMENT_DRIVEN:
         invoice.status = status_for(invoice.payable_amount, amount_paid(session, invoice))
+    if invoice.status is InvoiceStatus.PAID and before is not InvoiceStatus.PAID:
+        from portal.reminders import stop_reminders  # it imports this module
+
+        stop_reminders(session, invoice, reason="paid", actor=actor)
     record_event(session, "invoice", f"{invoice.organisation_id}:{invoice.number}",
                  f"{kind.value}.recorded",
                  {"amount": str(amount), "currency": invoice.currency, "method": method.value,

@@ -127,6 +127,7 @@ def render_html(
     *,
     review_url: str | None = None,
     status: str | None = None,
+    notice: str | None = None,
 ) -> str:
     """The HTML that :func:`render_pdf` lays out (useful to inspect or preview)."""
     resolve_language(language)
@@ -140,6 +141,7 @@ def render_html(
     words = context["words"]
     context["qr_svg"] = epc_qr_svg(payload, title=words["scan_to_pay"]) if payload else None
     context["branding"] = branding
+    context["notice"] = notice or None
     context["logo_uri"] = (
         f"data:{branding.logo_mime_type};base64,{base64.b64encode(branding.logo).decode()}"
         if branding.logo
@@ -173,6 +175,7 @@ def render_pdf(
     *,
     review_url: str | None = None,
     status: str | None = None,
+    notice: str | None = None,
     attach_ubl: bytes | None = None,
 ) -> bytes:
     """Render an invoice or credit note to PDF bytes.
@@ -181,14 +184,17 @@ def render_pdf(
     (the document itself is not changed). ``language`` is ``"en"``, ``"nl"``
     or ``"es"``, optionally with a region (``"nl-BE"``) for Babel's formats.
     ``review_url`` (absolute http/https) is printed as a "review and pay"
-    link; ``status`` (e.g. ``"paid"``, ``"overdue"``) as a badge. With
+    link; ``status`` (e.g. ``"paid"``, ``"overdue"``) as a badge; ``notice``
+    (plain text, already in ``language``, e.g. a reminder fee) as a
+    highlighted box above the payment block. With
     ``attach_ubl`` the result is PDF/A-3b with those bytes embedded as
     ``<number>.xml`` (``application/xml``, relationship Alternative).
     Raises ValueError for an unsupported language or an unsafe review URL.
     """
     import weasyprint
 
-    html = render_html(doc, branding, language, review_url=review_url, status=status)
+    html = render_html(doc, branding, language, review_url=review_url, status=status,
+                       notice=notice)
     fonts, stylesheet, fetcher = _engine()
     options: dict = {}
     if attach_ubl is not None:

@@ -337,6 +337,18 @@ def test_text_is_escaped(invoice):
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+@needs_pdftotext
+def test_a_notice_is_printed_above_the_payment_block(invoice, tmp_path):
+    notice = "A reminder fee of €7.50 applies. <b>Pay now</b>"
+    html = render_html(invoice, BRANDING, notice=notice)
+    assert '<div class="notice">' in html and "&lt;b&gt;" in html
+    assert html.index('class="notice"') < html.index('class="payment"')
+    assert 'class="notice"' not in render_html(invoice, BRANDING)
+    text = pdf_text(render_pdf(invoice, BRANDING, notice=notice), tmp_path, layout=False)
+    assert "A reminder fee of €7.50 applies." in text
+    assert text.index("reminder fee") < text.index(LABELS["en"]["payment"])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
