@@ -23,7 +23,7 @@ from portal.config import Settings
 from portal.db import get_database
 from portal.models import Invoice
 from portal.queue import get_huey
-from portal.rendering import render_invoice_pdf
+from portal.rendering import prepare_pdf, store_pdf
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,11 @@ def render_batch(make_session: sessionmaker[Session], store: DocumentStore, publ
                 if invoice is None or invoice.pdf_sha256 or not invoice.ubl_sha256:
                     skipped += 1
                     continue
-                render_invoice_pdf(session, invoice, store, public_url=public_url, actor=ACTOR)
-                rendered += 1
+                job = prepare_pdf(session, invoice, store, public_url=public_url)
+            pdf = job.render()  # outside any transaction: no lock held while rendering
+            with make_session() as session, session.begin():
+                store_pdf(session, session.get(Invoice, invoice_id), pdf, store, actor=ACTOR)
+            rendered += 1
         except Exception:
             log.exception("rendering the PDF of invoice %s failed", invoice_id)
             failed += 1
