@@ -1,8 +1,14 @@
-"""Sending one delivery, and recording what happened.
+"""Sending deliveries, and recording what happened.
 
-The send task claims the delivery (``released -> sending``, with a lease),
-builds the rendered message, calls the channel outside any transaction, then
-records the outcome: ``sent``; back to ``pending`` with exponential backoff on
+A send task takes a batch of delivery ids (about 100; :meth:`Sender.send` is the
+batch of one). It claims them in one transaction (one conditional ``UPDATE ...
+WHERE state = 'released' RETURNING id`` with a lease, and their events written in
+bulk), builds the rendered messages, calls the channel outside any transaction
+for each, then records the outcomes: the sent ones together in one transaction
+(one conditional ``UPDATE``), each failure on its own as below. A batch whose
+sends take long records what it has every ``SendingPolicy.record_every`` and
+renews the lease of the deliveries it has not sent yet; one the reconciler took
+meanwhile is left to it. Outcomes are: ``sent``; back to ``pending`` with exponential backoff on
 a retryable error; ``failed`` on a permanent one; or, when the address is dead,
 ``failed`` plus the address pruned and a fallback delivery on the customer's
 next channel. A worker that dies mid-send leaves the lease to expire: the
@@ -19,7 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -27,6 +33,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from distribution.bulk import among
 from distribution.channels.base import (
     Attachment,
     Channel,
@@ -40,13 +47,14 @@ from distribution.deliveries import (
     Delivery,
     DeliveryState,
     Message,
+    delivery_key,
     idempotency_key_for,
     transition,
 )
 from distribution.documents import DocumentStore
-from distribution.events import record_event
-from distribution.preferences import resolve
-from distribution.recipients import mark_dead
+from distribution.events import NewEvent, record_event, record_events
+from distribution.preferences import MessageType, Preference, resolve, resolve_preloaded
+from distribution.recipients import Address, Recipient, mark_dead
 from distribution.sqltypes import utcnow
 from distribution.templates import fallback_notice, render
 
@@ -75,6 +83,8 @@ class SendingPolicy:
     send_lease: timedelta = timedelta(minutes=2)
     # How long one database step keeps trying while the database is unreachable.
     database_patience: timedelta = timedelta(seconds=30)
+    # A batch records its sent deliveries (and renews the rest's lease) at least this often.
+    record_every: timedelta = timedelta(seconds=2)
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> timedelta:
         """Exponential backoff with ±10 % jitter, at least what the peer asked for."""
@@ -83,6 +93,86 @@ class SendingPolicy:
         if retry_after:
             delay = max(delay, timedelta(seconds=retry_after))
         return delay
+
+
+@dataclass(slots=True)
+class _Claimed:
+    """A delivery this worker claimed: what its message is made of, or why it cannot be built.
+
+    The database part (``row``, ``attachments``) is read in the claim's transaction;
+    the message is rendered after commit, so that no lock is held while rendering
+    (on SQLite a transaction holds the database's one write lock).
+    """
+
+    delivery_id: int
+    channel_name: ChannelName
+    channel: Channel | None
+    attempts: int
+    row: sa.Row | None
+    attachments: tuple[Attachment, ...] = ()
+    build_error: ChannelError | None = None
+
+
+# What building a message reads, in one query per batch: plain rows, no ORM objects.
+_BUILD_COLUMNS = (
+    Delivery.id, Delivery.channel, Delivery.attempts, Delivery.idempotency_key,
+    Delivery.fallback_for, Delivery.fallback_reason, Address.value.label("address"),
+    Message.id.label("message_id"), Message.message_type, Message.parameters, Message.link,
+    Message.ubl_sha256, Message.pdf_sha256, Message.recipient_id, Recipient.recipient_key,
+    Recipient.name, Recipient.language,
+)
+
+
+class _BatchResolutions:
+    """Preferences and addresses of a batch's recipients, loaded once when email needs them."""
+
+    def __init__(self, session: Session, recipient_ids: set[int]) -> None:
+        self.session = session
+        self.recipient_ids = recipient_ids
+        self.preferences: dict[int, dict[str, Preference]] = {}
+        self.addresses: dict[int, list[sa.Row]] = {}
+        self.loaded = False
+        self.kinds: dict[str, MessageType | None] = {}
+
+    def email_attachments(self, row: sa.Row) -> list[str]:
+        """What to attach to an email of the message in ``row``, as :func:`resolve` says."""
+        if not self.loaded:
+            self._load()
+        if row.message_type not in self.kinds:
+            self.kinds[row.message_type] = self.session.get(MessageType, row.message_type)
+        kind = self.kinds[row.message_type]
+        if kind is None:  # resolve raises the unknown-type error
+            return resolve(self.session, self.session.get(Recipient, row.recipient_id),
+                           row.message_type).email_attachments
+        return resolve_preloaded(kind, self.preferences.get(row.recipient_id, {}),
+                                 self.addresses.get(row.recipient_id, [])).email_attachments
+
+    def _load(self) -> None:
+        session, ids = self.session, self.recipient_ids
+        for preference in session.scalars(sa.select(Preference).where(
+                among(session, Preference.recipient_id, ids))):
+            self.preferences.setdefault(preference.recipient_id, {})[
+                preference.message_type] = preference
+        for address in session.execute(sa.select(
+                Address.id, Address.recipient_id, Address.channel, Address.value,
+                Address.dead_since, Address.verified_at).where(
+                among(session, Address.recipient_id, ids)).order_by(Address.id)):
+            self.addresses.setdefault(address.recipient_id, []).append(address)
+        self.loaded = True
+
+
+def _cannot_build(delivery_id: int, error: Exception) -> ChannelError:
+    """The permanent error of a message that can never be built (a template, a document)."""
+    log.exception("delivery %s cannot be built", delivery_id)
+    return ChannelError(ErrorKind.PERMANENT,
+                        f"the message cannot be built: {type(error).__name__}: {error}")
+
+
+def _label(delivery_ids: Sequence[int]) -> str:
+    """How log lines name a batch."""
+    if len(delivery_ids) == 1:
+        return str(delivery_ids[0])
+    return f"{delivery_ids[0]}..{delivery_ids[-1]} ({len(delivery_ids)})" if delivery_ids else "-"
 
 
 @dataclass
@@ -96,27 +186,68 @@ class Sender:
 
     def send(self, delivery_id: int) -> DeliveryState | None:
         """Send one released delivery; returns its new state, or None if not ours to send."""
-        claimed = self._patiently(delivery_id, lambda: self._claim(delivery_id))
-        if claimed is None:
-            return None
-        channel_name, channel, attempts, outgoing, build_error = claimed
-        if build_error is not None:
-            return self._record_error(delivery_id, attempts, build_error)
-        if channel is None:
-            error = ChannelError(ErrorKind.PERMANENT,
-                                 f"the {channel_name.value} channel is not configured")
-            return self._record_error(delivery_id, attempts, error)
-        try:
-            receipt = channel.send(outgoing)
-        except ChannelError as error:
-            return self._record_error(delivery_id, attempts, error)
-        except Exception as error:  # an adapter bug must not leave the delivery stuck
-            log.exception("channel %s crashed on delivery %s", channel_name, delivery_id)
-            return self._record_error(delivery_id, attempts, ChannelError(
-                ErrorKind.RETRYABLE, f"unexpected {type(error).__name__} in the channel"))
-        return self._patiently(delivery_id, lambda: self._record_sent(delivery_id, receipt))
+        return self.send_batch([delivery_id])[delivery_id]
 
-    def _patiently(self, delivery_id: int, step: Callable[[], _T]) -> _T:
+    def send_batch(self, delivery_ids: Sequence[int]) -> dict[int, DeliveryState | None]:
+        """Send released deliveries; their new states, None for those not ours to send."""
+        results: dict[int, DeliveryState | None] = dict.fromkeys(delivery_ids)
+        label = _label(delivery_ids)
+        claimed = self._patiently(label, lambda: self._claim_batch(list(results)))
+        sent: list[tuple[int, Receipt]] = []
+        given_up: set[int] = set()  # taken by the reconciler after their lease expired
+        checkpoint = time.monotonic() + self.policy.record_every.total_seconds()
+        for position, item in enumerate(claimed):
+            if time.monotonic() >= checkpoint:
+                # A slow batch: keep what was sent safe, and keep the rest's lease alive.
+                self._record_sent_batch(sent, results)
+                sent = []
+                rest = [later.delivery_id for later in claimed[position:]
+                        if later.delivery_id not in given_up]
+                kept = self._patiently(label, lambda rest=rest: self._renew_leases(rest))
+                given_up.update(set(rest) - kept)
+                checkpoint = time.monotonic() + self.policy.record_every.total_seconds()
+            if item.delivery_id in given_up:
+                continue  # no longer ours: the reconciler decides what happens to it
+            outcome = self._send_one(item)
+            if isinstance(outcome, Receipt):
+                sent.append((item.delivery_id, outcome))
+            else:
+                results[item.delivery_id] = self._record_error(
+                    item.delivery_id, item.attempts, outcome)
+        self._record_sent_batch(sent, results)
+        return results
+
+    def _send_one(self, item: _Claimed) -> Receipt | ChannelError:
+        """Render and send one claimed delivery; the receipt, or the error to record."""
+        if item.build_error is not None:
+            return item.build_error
+        try:
+            outgoing = self._outgoing(item.row, item.attachments)
+        except Exception as error:  # a template that can never work
+            # Leaving it sending would only make it in doubt and fail again, forever.
+            return _cannot_build(item.delivery_id, error)
+        if item.channel is None:
+            return ChannelError(ErrorKind.PERMANENT,
+                                f"the {item.channel_name.value} channel is not configured")
+        try:
+            return item.channel.send(outgoing)
+        except ChannelError as error:
+            return error
+        except Exception as error:  # an adapter bug must not leave the delivery stuck
+            log.exception("channel %s crashed on delivery %s", item.channel_name,
+                          item.delivery_id)
+            return ChannelError(ErrorKind.RETRYABLE,
+                                f"unexpected {type(error).__name__} in the channel")
+
+    def _record_sent_batch(self, sent: list[tuple[int, Receipt]],
+                           results: dict[int, DeliveryState | None]) -> None:
+        if sent:
+            done = self._patiently(_label([d for d, _ in sent]),
+                                   lambda: self._record_sent(sent))
+            for delivery_id, _ in sent:
+                results[delivery_id] = DeliveryState.SENT if delivery_id in done else None
+
+    def _patiently(self, delivery_id: int | str, step: Callable[[], _T]) -> _T:
         """Run one database step, again and again while the database is unreachable."""
         deadline = time.monotonic() + self.policy.database_patience.total_seconds()
         delay = 0.2
@@ -133,87 +264,133 @@ class Sender:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    def _claim(self, delivery_id: int) -> tuple | None:
-        """``released -> sending``, and the message built; None when not ours to send."""
+    def _claim_batch(self, delivery_ids: list[int]) -> list[_Claimed]:
+        """``released -> sending`` for those still released, and their messages built."""
         with self.make_session() as session, session.begin():
-            lease = utcnow() + self.policy.send_lease
-            if not transition(session, delivery_id, DeliveryState.RELEASED, DeliveryState.SENDING,
-                              event="delivery.sending", actor=ACTOR, lease_until=lease,
-                              attempts=Delivery.attempts + 1):
-                return None
-            delivery = session.get(Delivery, delivery_id)
-            channel_name = delivery.channel
-            channel = self.channels.get(channel_name)
-            attempts = delivery.attempts
-            build_error: ChannelError | None = None
-            outgoing = None
-            try:
-                outgoing = self._outgoing(session, delivery)
-            except sa.exc.SQLAlchemyError:
-                raise  # the database, not the message: the reconciler retries it
-            except ChannelError as error:  # e.g. the PDF is still being rendered
-                build_error = error
-            except Exception as error:  # a template or document that can never work
-                # Rolling back would leave it released, to be requeued and fail forever.
-                log.exception("delivery %s cannot be built", delivery_id)
-                build_error = ChannelError(
-                    ErrorKind.PERMANENT, f"the message cannot be built: {type(error).__name__}: "
-                                         f"{error}")
-        return channel_name, channel, attempts, outgoing, build_error
+            now = utcnow()
+            ids = sorted(session.scalars(
+                sa.update(Delivery)
+                .where(among(session, Delivery.id, delivery_ids),
+                       Delivery.state == DeliveryState.RELEASED)
+                .values(state=DeliveryState.SENDING, lease_until=now + self.policy.send_lease,
+                        attempts=Delivery.attempts + 1, updated_at=now)
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)))
+            if not ids:
+                return []
+            rows = session.execute(
+                sa.select(*_BUILD_COLUMNS)
+                .join(Message, Message.id == Delivery.message_id)
+                .join(Recipient, Recipient.id == Message.recipient_id)
+                .outerjoin(Address, Address.id == Delivery.address_id)
+                .where(among(session, Delivery.id, ids)).order_by(Delivery.id)).all()
+            resolutions = _BatchResolutions(session, {row.recipient_id for row in rows})
+            claimed = [self._build(session, row, resolutions) for row in rows]
+            # The events last: appending locks the chain's head until commit, and every
+            # other writer waits for it.
+            record_events(session, [NewEvent(
+                "delivery", delivery_key(delivery_id), "delivery.sending",
+                {"from": [DeliveryState.RELEASED.value], "to": DeliveryState.SENDING.value},
+                ACTOR) for delivery_id in ids])
+            return claimed
 
-    def _record_sent(self, delivery_id: int, receipt: Receipt) -> DeliveryState | None:
+    def _build(self, session: Session, row: sa.Row,
+               resolutions: _BatchResolutions) -> _Claimed:
+        """The claimed delivery with its attachments, or the error that keeps it from being sent."""
+        claimed = _Claimed(row.id, row.channel, self.channels.get(row.channel), row.attempts, row)
+        try:
+            claimed.attachments = tuple(self._attachments(session, row, resolutions))
+        except sa.exc.SQLAlchemyError:
+            raise  # the database, not the message: the reconciler retries it
+        except ChannelError as error:  # e.g. the PDF is still being rendered
+            claimed.build_error = error
+        except Exception as error:  # a document that can never work
+            claimed.build_error = _cannot_build(row.id, error)
+        return claimed
+
+    def _renew_leases(self, delivery_ids: list[int]) -> set[int]:
+        """Extend the send lease of deliveries still ``sending``; returns those extended."""
         with self.make_session() as session, session.begin():
+            return set(session.scalars(
+                sa.update(Delivery)
+                .where(among(session, Delivery.id, delivery_ids),
+                       Delivery.state == DeliveryState.SENDING)
+                .values(lease_until=utcnow() + self.policy.send_lease)
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)))
+
+    def _record_sent(self, sent: list[tuple[int, Receipt]]) -> set[int]:
+        """``sent`` for all of them in one conditional UPDATE; returns the ids recorded."""
+        receipts = dict(sent)
+        with self.make_session() as session, session.begin():
+            now = utcnow()
             # The peer has it, whatever happened meanwhile: a slow send whose lease expired
             # may already be in doubt (or requeued by the reconciler); it is sent all the same.
-            done = transition(session, delivery_id, SENT_FROM, DeliveryState.SENT,
-                              event="delivery.sent", actor=ACTOR,
-                              payload={"provider_message_id": receipt.provider_message_id,
-                                       **receipt.detail},
-                              provider_message_id=receipt.provider_message_id,
-                              lease_until=None, last_error=None, sent_at=utcnow())
-        return DeliveryState.SENT if done else None
+            done = sorted(session.scalars(
+                sa.update(Delivery)
+                .where(among(session, Delivery.id, list(receipts)),
+                       Delivery.state.in_(SENT_FROM))
+                .values(state=DeliveryState.SENT, updated_at=now, sent_at=now,
+                        lease_until=None, last_error=None, provider_message_id=None)
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)))
+            # Each its own provider id: one statement run for many rows (rows just locked by
+            # the UPDATE above, in this transaction).
+            provider_ids = [{"b_id": delivery_id, "b_provider": receipts[delivery_id]
+                             .provider_message_id} for delivery_id in done
+                            if receipts[delivery_id].provider_message_id is not None]
+            if provider_ids:
+                table = Delivery.__table__
+                session.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+                                .values(provider_message_id=sa.bindparam("b_provider")),
+                                provider_ids)
+            states = [state.value for state in SENT_FROM]
+            record_events(session, [NewEvent(
+                "delivery", delivery_key(delivery_id), "delivery.sent",
+                {"from": states, "to": DeliveryState.SENT.value,
+                 "provider_message_id": receipts[delivery_id].provider_message_id,
+                 **receipts[delivery_id].detail}, ACTOR) for delivery_id in done])
+        return set(done)
 
-    def _outgoing(self, session: Session, delivery: Delivery) -> OutgoingMessage:
-        message = delivery.message
-        recipient = message.recipient
-        parameters = {"link": message.link or "", **message.parameters}
-        if delivery.fallback_for:
+    def _outgoing(self, row: sa.Row, attachments: tuple[Attachment, ...]) -> OutgoingMessage:
+        parameters = {"link": row.link or "", **row.parameters}
+        if row.fallback_for:
             parameters["fallback_notice"] = fallback_notice(
-                recipient.language, CHANNEL_LABELS[ChannelName(delivery.fallback_for)],
-                delivery.fallback_reason or "")
-        rendered = render(message.message_type, recipient.language, parameters)
+                row.language, CHANNEL_LABELS[ChannelName(row.fallback_for)],
+                row.fallback_reason or "")
+        rendered = render(row.message_type, row.language, parameters)
         return OutgoingMessage(
-            delivery_id=delivery.id, idempotency_key=delivery.idempotency_key,
-            message_type=message.message_type,
-            address=delivery.address.value if delivery.address else recipient.recipient_key,
-            recipient_name=recipient.name, language=recipient.language,
+            delivery_id=row.id, idempotency_key=row.idempotency_key,
+            message_type=row.message_type,
+            address=row.address if row.address is not None else row.recipient_key,
+            recipient_name=row.name, language=row.language,
             subject=rendered.subject, text=rendered.text, html=rendered.html,
-            link=message.link, attachments=tuple(self._attachments(session, delivery)),
-            data={"message_type": message.message_type, "delivery_id": str(delivery.id),
-                  **{k: str(v) for k, v in message.parameters.items()
+            link=row.link, attachments=attachments,
+            data={"message_type": row.message_type, "delivery_id": str(row.id),
+                  **{k: str(v) for k, v in row.parameters.items()
                      if k in ("number", "amount", "due_date")}},
         )
 
-    def _attachments(self, session: Session, delivery: Delivery) -> list[Attachment]:
-        message = delivery.message
-        number = str(message.parameters.get("number", message.id))
+    def _attachments(self, session: Session, row: sa.Row,
+                     resolutions: _BatchResolutions) -> list[Attachment]:
+        number = str(row.parameters.get("number", row.message_id))
         wanted: list[str] = []
-        if delivery.channel is ChannelName.EMAIL:
-            wanted = resolve(session, message.recipient, message.message_type).email_attachments
-        elif delivery.channel is ChannelName.PEPPOL:
+        if row.channel is ChannelName.EMAIL:
+            wanted = resolutions.email_attachments(row)
+        elif row.channel is ChannelName.PEPPOL:
             wanted = ["ubl"]
         files = []
-        if "pdf" in wanted and message.ubl_sha256 and not message.pdf_sha256:
+        if "pdf" in wanted and row.ubl_sha256 and not row.pdf_sha256:
             # Issued, but its PDF is rendered in the background: wait for it rather than
             # send an email without the PDF the customer asked for.
             raise ChannelError(ErrorKind.RETRYABLE, "the PDF is still being rendered",
                                retry_after=60)
-        if "pdf" in wanted and message.pdf_sha256:
+        if "pdf" in wanted and row.pdf_sha256:
             files.append(Attachment(f"{number}.pdf", "application/pdf",
-                                    self.store.get(session, message.pdf_sha256)))
-        if "ubl" in wanted and message.ubl_sha256:
+                                    self.store.get(session, row.pdf_sha256)))
+        if "ubl" in wanted and row.ubl_sha256:
             files.append(Attachment(f"{number}.xml", "application/xml",
-                                    self.store.get(session, message.ubl_sha256)))
+                                    self.store.get(session, row.ubl_sha256)))
         return files
 
     def _record_error(self, delivery_id: int, attempts: int,

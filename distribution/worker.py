@@ -80,6 +80,7 @@ class Tasks:
 
     heartbeat: TaskWrapper
     send: TaskWrapper
+    send_batch: TaskWrapper
 
 
 def register_tasks(huey: Huey, make_session: sessionmaker[Session],
@@ -118,4 +119,11 @@ def register_tasks(huey: Huey, make_session: sessionmaker[Session],
         state = sender().send(delivery_id)
         return state.value if state else None
 
-    return Tasks(heartbeat=heartbeat, send=send)
+    # What the dispatcher enqueues: about a hundred ids, claimed in one transaction.
+    @huey.task(name="send_batch", retries=0)
+    def send_batch(delivery_ids: list[int]) -> dict[int, str | None]:
+        states = sender().send_batch(delivery_ids)
+        return {delivery_id: state.value if state else None
+                for delivery_id, state in states.items()}
+
+    return Tasks(heartbeat=heartbeat, send=send, send_batch=send_batch)

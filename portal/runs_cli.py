@@ -223,7 +223,8 @@ def start_dispatcher_loop(app: Flask, stop: threading.Event, *, interval: float 
     run_dispatcher(database.sessionmaker, database.engine, lambda delivery_id: tasks.send(
         delivery_id), interval=interval, should_stop=stop.is_set, reconcile=reconcile_once,
         reconcile_every=reconcile_every,
-        release_lease=timedelta(seconds=settings.release_lease_seconds))
+        release_lease=timedelta(seconds=settings.release_lease_seconds),
+        enqueue_batch=lambda delivery_ids: tasks.send_batch(delivery_ids))
 
 
 @click.group("contacts")
