@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -107,8 +107,3 @@ class SupportContact(Base):
     wave_id: Mapped[int | None] = mapped_column(sa.ForeignKey("waves.id"), index=True)
     source: Mapped[ContactSource] = mapped_column(enum_column(ContactSource, 16))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-def parse_holidays(values: list[str]) -> list[str]:
-    """Validate holiday dates (YYYY-MM-DD) and return them normalised."""
-    return [date.fromisoformat(value).isoformat() for value in values]

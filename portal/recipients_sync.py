@@ -14,9 +14,9 @@ from distribution.recipients import Recipient, add_address, upsert_recipient
 from portal.models import Customer
 
 
-def recipient_key(customer: Customer) -> str:
-    """The key distribution knows a customer by."""
-    return f"customer:{customer.id}"
+def recipient_key(customer: Customer | int) -> str:
+    """The key distribution knows a customer (or a customer id) by."""
+    return f"customer:{customer if isinstance(customer, int) else customer.id}"
 
 
 def sync_customer(session: Session, customer: Customer, *, actor: str) -> Recipient:

@@ -18,6 +18,7 @@ from portal.invoices import bp
 from portal.invoices.queries import customer_invoice, customer_invoices, invoice_payments
 from portal.issuing import invoice_key
 from portal.models import InvoiceStatus
+from portal.recipients_sync import recipient_key
 from portal.rendering import render_invoice_pdf
 
 VAT_CATEGORY_NAMES = {
@@ -48,7 +49,7 @@ def index() -> str:
     if htmx:
         return render_template("invoices/_table.html", result=result, status=status,
                                search=search or "", statuses=list(InvoiceStatus))
-    key = f"customer:{_customer_id()}"
+    key = recipient_key(_customer_id())
     notifications = inbox(session, key, limit=5)
     mark_listed(session, notifications, actor=key)  # shown here: delivered to the inbox
     return render_template("invoices/index.html", result=result, status=status,
@@ -65,9 +66,10 @@ def show(number: str) -> str:
     if invoice is None:
         abort(404)
     key = invoice_key(invoice)
-    mark_viewed(session, f"customer:{invoice.customer_id}",
+    customer_key = recipient_key(invoice.customer_id)
+    mark_viewed(session, customer_key,
                 [f"{invoice.kind.value}:{key}"], reminder_prefix=f"reminder:{key}:",
-                actor=f"customer:{invoice.customer_id}")
+                actor=customer_key)
     return render_template("invoices/show.html", invoice=invoice,
                            payments=invoice_payments(session, invoice.id),
                            vat_breakdown=vat_breakdown(document_from_invoice(invoice)),
