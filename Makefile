@@ -6,9 +6,14 @@ STAMP := $(VENV)/.herald-installed
 # The PostgreSQL run of the suite; each run works in a schema of its own.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-sqlite test-postgres lint vendor clean
+.PHONY: install demo test test-sqlite test-postgres lint vendor clean catalogs
 
-install: $(STAMP) static/vendor/.copied
+install: $(STAMP) static/vendor/.copied catalogs
+
+# Translations are compiled (.po to .mo) at install time; only the .po files are kept in git.
+catalogs: $(STAMP)
+	@if ls portal/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
+	  $(BIN)/pybabel compile --statistics -d portal/translations 2>&1 | grep -v '^$$' || true; fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -56,11 +56,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     login_manager.init_app(app)
 
-    from portal import auth, errors, formatting, health, invoices, ops, queue
+    from portal import auth, errors, formatting, health, i18n, invoices, ops, queue
 
     queue.init_app(app, settings)
     errors.init_app(app)
     formatting.init_app(app)
+    i18n.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(invoices.bp)
     app.register_blueprint(health.bp)
