@@ -25,10 +25,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
 # Front-end files come from npm at install time and are never committed.
+# axe-core is for the browser tests only: copied next to them, never served by the app.
 static/vendor/.copied: node_modules/.package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/
+	mkdir -p tests/browser/vendor
+	cp node_modules/axe-core/axe.min.js tests/browser/vendor/
 	touch $@
 
 vendor: static/vendor/.copied
