@@ -68,6 +68,9 @@ class Message(Base):
                                                       order_by="Delivery.id")
 
 
+_HELD = "state IN ('released', 'sending', 'in_doubt')"
+
+
 class Delivery(Base):
     """One message on one channel to one address."""
 
@@ -75,7 +78,10 @@ class Delivery(Base):
     __table_args__ = (
         sa.UniqueConstraint("message_id", "channel"),
         sa.Index("ix_deliveries_wave_state", "wave_id", "state"),
-        sa.Index("ix_deliveries_state_lease", "state", "lease_until"),
+        # Only deliveries a worker holds or left in doubt (what the reconciler looks
+        # for) are indexed, so planning a million pending deliveries never touches it.
+        sa.Index("ix_deliveries_state_lease", "state", "lease_until",
+                 postgresql_where=sa.text(_HELD), sqlite_where=sa.text(_HELD)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,7 +95,10 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Deterministic per delivery: Message-ID, push Topic, FCM collapse key, Peppol id.
-    idempotency_key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # A hash of (message type, subject, channel), so it is unique because messages are
+    # unique per (type, subject) and deliveries per (message, channel); no index of its
+    # own, since nothing looks deliveries up by it and random keys make bulk planning slow.
+    idempotency_key: Mapped[str] = mapped_column(sa.String(64))
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(300))
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     fallback_for: Mapped[str | None] = mapped_column(sa.String(16))  # the channel it replaces

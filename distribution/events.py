@@ -41,7 +41,10 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(sa.String(200))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
-    hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # Not indexed: the chain is walked by id and nothing looks an event up by its hash;
+    # a unique index over random hashes made bulk logging (a million-message run) slow
+    # once it outgrew memory, and guarded nothing the chain itself does not.
+    hash: Mapped[str] = mapped_column(sa.String(64))
 
 
 class EventChainHead(Base):
