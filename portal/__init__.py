@@ -56,7 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     login_manager.init_app(app)
 
-    from portal import auth, errors, formatting, health, i18n, invoices, ops, queue
+    from portal import auth, disputes, errors, formatting, health, i18n, invoices, ops, queue
 
     queue.init_app(app, settings)
     errors.init_app(app)
@@ -64,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(invoices.bp)
+    app.register_blueprint(disputes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(ops.bp)
 

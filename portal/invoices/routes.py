@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from io import BytesIO
 
-from flask import Response, abort, current_app, render_template, request, send_file
+from flask import (
+    Response,
+    abort,
+    current_app,
+    make_response,
+    render_template,
+    request,
+    send_file,
+)
 from flask_login import current_user, login_required
 
 from distribution.documents import MEDIA_TYPES, DocumentFormat, make_store
@@ -13,19 +21,26 @@ from distribution.inbox import inbox, mark_listed, mark_viewed
 from einvoice.calc import vat_breakdown
 from portal.db import db_session
 from portal.extensions import htmx
+from portal.i18n import current_format_locale
 from portal.invoice_documents import document_from_invoice
 from portal.invoices import bp
-from portal.invoices.queries import customer_invoice, customer_invoices, invoice_payments
+from portal.invoices.filters import InvoiceFilters
+from portal.invoices.queries import (
+    corrected_invoice,
+    crediting_notes,
+    customer_invoice,
+    customer_invoices,
+    has_active_dispute,
+    invoice_disputes,
+    invoice_payments,
+    open_balances,
+    open_totals,
+)
+from portal.invoices.timeline import invoice_timeline
 from portal.issuing import invoice_key
-from portal.models import InvoiceStatus
+from portal.models import DocumentKind, InvoiceStatus
 from portal.recipients_sync import recipient_key
 from portal.rendering import render_invoice_pdf
-
-VAT_CATEGORY_NAMES = {
-    "S": "Standard rate", "Z": "Zero rated", "E": "Exempt", "AE": "Reverse charge",
-    "K": "Intra-community supply", "G": "Export outside the EU", "O": "Outside the scope of VAT",
-    "L": "Canary Islands tax", "M": "Ceuta and Melilla tax",
-}
 
 
 def _customer_id() -> int:
@@ -37,30 +52,38 @@ def _customer_id() -> int:
 
 @bp.route("")
 @login_required
-def index() -> str:
+def index() -> Response:
     """The customer's invoices and credit notes, paged; htmx swaps just the table."""
-    status_value = request.args.get("status") or None
-    status = InvoiceStatus(status_value) if status_value in set(InvoiceStatus) else None
-    search = (request.args.get("q") or "").strip()[:64] or None
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    filters = InvoiceFilters.from_args(request.args)
     session = db_session()
-    result = customer_invoices(session, _customer_id(), status=status, search=search,
-                               page=page)
-    if htmx:
-        return render_template("invoices/_table.html", result=result, status=status,
-                               search=search or "", statuses=list(InvoiceStatus))
-    key = recipient_key(_customer_id())
+    customer_id = _customer_id()
+    result = customer_invoices(session, customer_id, filters)
+    context = {"result": result, "filters": filters, "statuses": list(InvoiceStatus),
+               "kinds": list(DocumentKind)}
+    if htmx and not htmx.history_restore_request:  # a restore needs the whole page
+        return _vary(render_template("invoices/_table.html", **context))
+    key = recipient_key(customer_id)
     notifications = inbox(session, key, limit=5)
     mark_listed(session, notifications, actor=key)  # shown here: delivered to the inbox
-    return render_template("invoices/index.html", result=result, status=status,
-                           search=search or "", statuses=list(InvoiceStatus),
-                           notifications=[n for n in notifications if n.unread])
+    return _vary(render_template("invoices/index.html", **context,
+                                 totals=open_totals(session, customer_id),
+                                 notifications=[n for n in notifications if n.unread]))
+
+
+def _vary(body: str) -> Response:
+    # The same URL answers with the page or the table alone: caches must keep both apart.
+    response = make_response(body)
+    response.vary.add("HX-Request")
+    return response
 
 
 @bp.route("/<path:number>")
 @login_required
 def show(number: str) -> str:
-    """One invoice: lines, VAT, totals and payments. Another customer's number is a 404."""
+    """One invoice: lines, VAT, totals, payments, credit notes, disputes and its timeline.
+
+    Another customer's number is a 404.
+    """
     session = db_session()
     invoice = customer_invoice(session, _customer_id(), number)
     if invoice is None:
@@ -70,10 +93,23 @@ def show(number: str) -> str:
     mark_viewed(session, customer_key,
                 [f"{invoice.kind.value}:{key}"], reminder_prefix=f"reminder:{key}:",
                 actor=customer_key)
-    return render_template("invoices/show.html", invoice=invoice,
-                           payments=invoice_payments(session, invoice.id),
-                           vat_breakdown=vat_breakdown(document_from_invoice(invoice)),
-                           vat_category_names=VAT_CATEGORY_NAMES)
+    disputes = invoice_disputes(session, invoice)
+    return render_template(
+        "invoices/show.html", invoice=invoice,
+        payments=invoice_payments(session, invoice.id),
+        vat_breakdown=vat_breakdown(document_from_invoice(invoice)),
+        open_balance=open_balances(session, [invoice]).get(invoice.id),
+        credit_notes=crediting_notes(session, invoice),
+        corrected=corrected_invoice(session, invoice),
+        disputes=disputes, can_dispute=_can_dispute(invoice, disputes),
+        timeline=invoice_timeline(session, invoice, locale=current_format_locale(),
+                                  time_zone=invoice.customer.time_zone))
+
+
+def _can_dispute(invoice, disputes) -> bool:
+    return (not invoice.is_credit_note and not has_active_dispute(disputes)
+            and invoice.status in (InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID,
+                                   InvoiceStatus.PAID, InvoiceStatus.DISPUTED))
 
 
 @bp.route("/<path:number>/pdf")

@@ -2,6 +2,7 @@
 
 from portal.models.base import Base
 from portal.models.customers import Account, AccountStatus, Contact, Customer, CustomerKind
+from portal.models.disputes import Dispute, DisputeLine, DisputeMessage, DisputeStatus
 from portal.models.invoices import (
     AllowanceCharge,
     DocumentKind,
@@ -22,6 +23,10 @@ __all__ = [
     "Contact",
     "Customer",
     "CustomerKind",
+    "Dispute",
+    "DisputeLine",
+    "DisputeMessage",
+    "DisputeStatus",
     "DocumentKind",
     "Invoice",
     "InvoiceLine",
