@@ -57,9 +57,13 @@ from distribution.preferences import MessageType, Preference, resolve, resolve_p
 from distribution.recipients import Address, Recipient, mark_dead
 from distribution.sqltypes import utcnow
 from distribution.templates import fallback_notice, render
+from einvoice import embed_pdf
 
 log = logging.getLogger(__name__)
 ACTOR = "worker"
+# A message parameter: true when the recipient wants the PDF embedded in the UBL sent to
+# them (Peppol, or the UBL attached to an email).
+EMBED_PDF_IN_UBL = "embed_pdf_in_ubl"
 _T = TypeVar("_T")
 
 CHANNEL_LABELS = {ChannelName.EMAIL: "email", ChannelName.WEB_PUSH: "browser notification",
@@ -380,17 +384,23 @@ class Sender:
         elif row.channel is ChannelName.PEPPOL:
             wanted = ["ubl"]
         files = []
-        if "pdf" in wanted and row.ubl_sha256 and not row.pdf_sha256:
+        # The recipient wants the PDF inside the UBL: derived here from the two stored
+        # documents, as the stored UBL stays the canonical one (its PDF embeds it).
+        pdf_in_ubl = "ubl" in wanted and bool(row.parameters.get(EMBED_PDF_IN_UBL))
+        if ("pdf" in wanted or pdf_in_ubl) and row.ubl_sha256 and not row.pdf_sha256:
             # Issued, but its PDF is rendered in the background: wait for it rather than
             # send an email without the PDF the customer asked for.
             raise ChannelError(ErrorKind.RETRYABLE, "the PDF is still being rendered",
                                retry_after=60)
-        if "pdf" in wanted and row.pdf_sha256:
-            files.append(Attachment(f"{number}.pdf", "application/pdf",
-                                    self.store.get(session, row.pdf_sha256)))
+        pdf = (self.store.get(session, row.pdf_sha256)
+               if row.pdf_sha256 and ("pdf" in wanted or pdf_in_ubl) else None)
+        if "pdf" in wanted and pdf is not None:
+            files.append(Attachment(f"{number}.pdf", "application/pdf", pdf))
         if "ubl" in wanted and row.ubl_sha256:
-            files.append(Attachment(f"{number}.xml", "application/xml",
-                                    self.store.get(session, row.ubl_sha256)))
+            ubl = self.store.get(session, row.ubl_sha256)
+            if pdf_in_ubl and pdf is not None:
+                ubl = embed_pdf(ubl, pdf, number)
+            files.append(Attachment(f"{number}.xml", "application/xml", ubl))
         return files
 
     def _record_error(self, delivery_id: int, attempts: int,

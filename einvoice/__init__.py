@@ -8,6 +8,7 @@ Typical use::
     doc = compute(doc)            # fills line amounts, VAT breakdown, totals
     xml = write_ubl(doc)          # raises InvoiceRuleError if a rule is broken
     same = read_ubl(xml)          # raises UblReadError on unreadable input
+    sent = embed_pdf(xml, pdf)    # the UBL with its PDF embedded (BG-24), for who wants it
     findings = validate(xml, rules_dir)  # XSD + official CEN/Peppol schematron
 """
 
@@ -29,7 +30,7 @@ from einvoice.model import (
 )
 from einvoice.pdf import Branding, render_pdf
 from einvoice.rules import check
-from einvoice.ubl import read_ubl, write_ubl
+from einvoice.ubl import embed_attachment, embed_pdf, pdf_attachment, read_ubl, write_ubl
 from einvoice.validation import Finding, Findings, validate
 
 __all__ = [
@@ -53,6 +54,9 @@ __all__ = [
     "VatExemption",
     "check",
     "compute",
+    "embed_attachment",
+    "embed_pdf",
+    "pdf_attachment",
     "read_ubl",
     "render_pdf",
     "validate",

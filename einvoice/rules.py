@@ -26,7 +26,7 @@ from einvoice.vat_rules import vat_category_problems
 __all__ = ["check", "input_problems"]
 
 _CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
-_EMBEDDED_MIME_CODES = frozenset(
+EMBEDDED_MIME_CODES = frozenset(
     {
         "application/pdf",
         "image/png",
@@ -293,10 +293,24 @@ def _check_attachments(doc: Document, problems: Problems) -> None:
         field = f"attachments[{index}]"
         if not attachment.id:
             problems.add("BR-52", f"{field}.id", "a supporting document needs a reference (id)")
-        if attachment.content is not None and attachment.mime_code not in _EMBEDDED_MIME_CODES:
+        if attachment.content is not None and attachment.mime_code not in EMBEDDED_MIME_CODES:
             problems.add(
                 "BR-CL-24",
                 f"{field}.mime_code",
                 f"{attachment.mime_code!r} is not allowed; "
-                f"use one of {sorted(_EMBEDDED_MIME_CODES)}",
+                f"use one of {sorted(EMBEDDED_MIME_CODES)}",
             )
+        if attachment.content is not None and not attachment.filename:
+            problems.add(
+                "UBL-DT-07",
+                f"{field}.filename",
+                "an embedded document needs its file name, e.g. 'INV-1.pdf'",
+            )
+    names = [a.filename.lower() for a in doc.attachments if a.content is not None and a.filename]
+    if len(names) != len(set(names)):
+        # DE-R-022 demands it between German parties; a duplicate confuses every receiver.
+        problems.add(
+            "DE-R-022",
+            "attachments",
+            "two embedded documents have the same file name; give each its own",
+        )

@@ -6,6 +6,12 @@ notes. A fatal finding stops issuing and is shown to whoever issued. The PDF
 is not rendered here (about 150 ms each): :mod:`portal.rendering` does it once,
 from the worker after commit (:func:`portal.tasks.enqueue_pdf_rendering`) or on
 the first download.
+
+A customer who wants the PDF inside their e-invoice (``Customer.embed_pdf_in_ubl``)
+still has the canonical UBL stored and hashed: the PDF/A-3b embeds that UBL, so
+the UBL cannot also embed the PDF without a cycle. What they are sent is
+derived at send time from the two stored documents (:func:`ubl_as_sent`,
+``einvoice.embed_pdf``), deterministic, so it can be rebuilt at any time.
 """
 
 from __future__ import annotations
@@ -101,3 +107,16 @@ def issue_invoice(session: Session, invoice: Invoice, *, store: DocumentStore,
                  {"ubl_sha256": stored.sha256, "size": stored.size,
                   "official_rules": bool(official_rules and rules_dir)}, actor=actor)
     return stored.sha256
+
+
+def ubl_as_sent(session: Session, invoice: Invoice, store: DocumentStore) -> bytes | None:
+    """The UBL the customer receives: the stored one, with the stored PDF embedded if they
+    asked for it (None while the document is not issued, or its PDF not yet rendered)."""
+    if not invoice.ubl_sha256:
+        return None
+    ubl = store.get(session, invoice.ubl_sha256)
+    if not invoice.customer.embed_pdf_in_ubl:
+        return ubl
+    if not invoice.pdf_sha256:
+        return None
+    return einvoice.embed_pdf(ubl, store.get(session, invoice.pdf_sha256), invoice.number)

@@ -10,7 +10,10 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from sqlalchemy.orm import Session, selectinload
 
+from distribution.bulk import among
+from distribution.deliveries import Message
 from distribution.runs import MessageSpec, RunSummary, WaveOptions, create_run
+from distribution.sending import EMBED_PDF_IN_UBL
 from portal.issuing import invoice_key
 from portal.models import Customer, CustomerKind, DocumentKind, Invoice, InvoiceStatus
 from portal.recipients_sync import recipient_key, sync_customer
@@ -59,10 +62,17 @@ def select_documents(session: Session, selection: RunSelection) -> list[Invoice]
     return list(session.scalars(query))
 
 
-def message_spec(invoice: Invoice, public_url: str) -> MessageSpec:
-    """What the message about one document says, formatted in the customer's language."""
+def message_spec(invoice: Invoice, public_url: str, link: str | None = None) -> MessageSpec:
+    """What the message about one document says, formatted in the customer's language.
+
+    ``link`` is the message's own "review & pay" link; without one it points at
+    the invoice's stable address (which asks for a fresh link when needed).
+    """
+    from portal.pay.links import stable_url  # it imports the models this module does
+
     customer = invoice.customer
     locale = LOCALES.get(customer.language, "en_IE")
+    link = link or stable_url(public_url, invoice)
     return MessageSpec(
         recipient_key=recipient_key(customer),
         subject_key=f"{invoice.kind.value}:{invoice_key(invoice)}",
@@ -73,21 +83,48 @@ def message_spec(invoice: Invoice, public_url: str) -> MessageSpec:
             "amount": format_currency(invoice.payable_amount, invoice.currency, locale=locale),
             "due_date": format_date(invoice.due_date, "long", locale=locale)
             if invoice.due_date else "",
-            "link": f"{public_url}/invoices/{invoice.number}",
+            "link": link,
+            EMBED_PDF_IN_UBL: customer.embed_pdf_in_ubl,
         },
-        link=f"{public_url}/invoices/{invoice.number}",
+        link=link,
         ubl_sha256=invoice.ubl_sha256,
         pdf_sha256=invoice.pdf_sha256,
     )
 
 
 def create_document_run(session: Session, selection: RunSelection, options: WaveOptions, *,
-                        name: str, public_url: str, created_by: str) -> RunSummary:
-    """Create a run over the selected documents (those already sent are skipped)."""
+                        name: str, public_url: str, created_by: str,
+                        link_days: int = 30) -> RunSummary:
+    """Create a run over the selected documents (those already sent are skipped).
+
+    Each new message gets a "review & pay" link of its own, valid ``link_days``
+    past the due date; the links are made in bulk, one per document not sent yet.
+    """
+    from portal.pay.links import issue_links, link_url
+
     documents = select_documents(session, selection)
     for customer in {invoice.customer for invoice in documents}:
         sync_customer(session, customer, actor=created_by)
+    subjects = {invoice.id: f"{invoice.kind.value}:{invoice_key(invoice)}"
+                for invoice in documents}
+    sent = _existing_subjects(session, selection.kind.value, set(subjects.values()))
+    tokens = issue_links(session, [i for i in documents if subjects[i.id] not in sent],
+                         days=link_days, purpose="message", actor=created_by)
     return create_run(
         session, name=name, message_type=selection.kind.value,
-        specs=[message_spec(invoice, public_url) for invoice in documents],
+        specs=[message_spec(invoice, public_url,
+                            link_url(public_url, tokens[invoice.id])
+                            if invoice.id in tokens else None)
+               for invoice in documents],
         selection=selection.as_json(), created_by=created_by, options=options)
+
+
+def _existing_subjects(session: Session, message_type: str, subjects: set[str]) -> set[str]:
+    # Messages already made are skipped by create_run; they need no new link.
+    found: set[str] = set()
+    ordered = sorted(subjects)
+    for start in range(0, len(ordered), 5000):
+        found.update(session.scalars(sa.select(Message.subject_key).where(
+            Message.message_type == message_type,
+            among(session, Message.subject_key, ordered[start:start + 5000]))))
+    return found

@@ -1,6 +1,7 @@
 """UBL 2.1 (Peppol BIS Billing 3.0) reading and writing."""
 
+from einvoice.ubl.embed import embed_attachment, embed_pdf, pdf_attachment
 from einvoice.ubl.reader import read_ubl
 from einvoice.ubl.writer import write_ubl
 
-__all__ = ["read_ubl", "write_ubl"]
+__all__ = ["embed_attachment", "embed_pdf", "pdf_attachment", "read_ubl", "write_ubl"]

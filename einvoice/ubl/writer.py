@@ -100,7 +100,7 @@ def _build(doc: Document) -> etree._Element:
         _id_reference(root, "OriginatorDocumentReference", doc.tender_reference)
     _id_reference(root, "ContractDocumentReference", doc.contract_reference)
     for attachment in doc.attachments:
-        _attachment(root, attachment)
+        write_attachment(root, attachment)
     if credit:
         if doc.project_reference:
             project = agg(root, "AdditionalDocumentReference")
@@ -141,13 +141,14 @@ def _id_reference(parent: etree._Element, name: str, value: str | None) -> None:
         text(agg(parent, name), "ID", value)
 
 
-def _attachment(parent: etree._Element, attachment: Attachment) -> None:
+def write_attachment(parent: etree._Element, attachment: Attachment) -> etree._Element:
+    """Append an AdditionalDocumentReference (BG-24 / BT-18) to ``parent`` and return it."""
     element = agg(parent, "AdditionalDocumentReference")
     text(element, "ID", attachment.id, schemeID=attachment.id_scheme)
     text(element, "DocumentTypeCode", attachment.document_type_code)
     text(element, "DocumentDescription", attachment.description)
     if attachment.content is None and not attachment.uri:
-        return
+        return element
     holder = agg(element, "Attachment")
     if attachment.content is not None:
         binary = etree.SubElement(holder, cbc("EmbeddedDocumentBinaryObject"))
@@ -157,6 +158,7 @@ def _attachment(parent: etree._Element, attachment: Attachment) -> None:
             binary.set("filename", attachment.filename)
     if attachment.uri:
         text(agg(holder, "ExternalReference"), "URI", attachment.uri)
+    return element
 
 
 def _tax_category(

@@ -10,8 +10,8 @@ revision is harmless.
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 import distribution.sqltypes  # noqa: F401
 
@@ -22,8 +22,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # A customer who wants the PDF inside their e-invoice (cac:AdditionalDocumentReference).
+    with op.batch_alter_table('customers') as batch_op:
+        batch_op.add_column(sa.Column('embed_pdf_in_ubl', sa.Boolean(), nullable=False,
+                                      server_default=sa.false()))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('customers') as batch_op:
+        batch_op.drop_column('embed_pdf_in_ubl')

@@ -44,6 +44,7 @@ class Customer(Base):
     legal_registration_id: Mapped[str | None] = mapped_column(sa.String(64))
     peppol_endpoint_id: Mapped[str | None] = mapped_column(sa.String(64))
     peppol_endpoint_scheme: Mapped[str | None] = mapped_column(sa.String(4))
+    embed_pdf_in_ubl: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
