@@ -19,7 +19,7 @@ from portal.extensions import csrf, htmx, login_manager
 SETTING_PREFIXES = (
     "DATABASE_URL", "SECRET_KEY", "HUEY_URL", "EINVOICE_", "HERALD_", "SESSION_LIFETIME_",
     "IMPORT_", "DOCUMENT_STORE", "MAIL_", "SMTP_", "DKIM_", "VAPID_", "WEB_PUSH_", "FCM_",
-    "PEPPOL_",
+    "PEPPOL_", "SIGNING_",
 )
 
 
@@ -67,6 +67,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(disputes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(ops.bp)
+    from portal import signing
+
+    signing.init_app(app)
 
     from portal.cli import register_commands
 

@@ -52,6 +52,12 @@ class Settings:
     # task, and how long one send may take, before the reconciler takes it back.
     release_lease_seconds: int = 300
     send_lease_seconds: int = 120
+    # Signing: a PKCS#12 key for PAdES signatures on signed PDFs (none: certificate page
+    # only), and how often the current signer is reminded and when a request expires.
+    signing_key_file: Path | None = None
+    signing_key_password: str | None = field(default=None, repr=False)
+    signing_remind_hours: int = 48
+    signing_expire_days: int = 30
 
     @classmethod
     def from_env(cls, instance_path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +92,10 @@ class Settings:
             peppol_api_token=env.get("PEPPOL_API_TOKEN") or None,
             release_lease_seconds=_positive_int(env, "HERALD_RELEASE_LEASE_SECONDS", 300),
             send_lease_seconds=_positive_int(env, "HERALD_SEND_LEASE_SECONDS", 120),
+            signing_key_file=_path(env, "SIGNING_KEY_FILE", must_exist=True),
+            signing_key_password=env.get("SIGNING_KEY_PASSWORD") or None,
+            signing_remind_hours=_positive_int(env, "SIGNING_REMIND_HOURS", 48),
+            signing_expire_days=_positive_int(env, "SIGNING_EXPIRE_DAYS", 30),
         )
 
 

@@ -13,6 +13,14 @@ from portal.models.invoices import (
 )
 from portal.models.organisations import Organisation
 from portal.models.payments import Payment, PaymentKind, PaymentMethod
+from portal.models.signatures import (  # noqa: F401 - signing's records
+    RequestStatus,
+    Signature,
+    SignatureRequest,
+    Signer,
+    SignerStatus,
+    SigningMode,
+)
 from portal.models.users import Role, User
 
 __all__ = [
