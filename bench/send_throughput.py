@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import multiprocessing
+import os
 import queue
 import sys
 import tempfile
@@ -109,6 +110,28 @@ def make_wave(engine: sa.Engine, deliveries: int) -> int:
         wave_id = summary.run.waves[0].id
         start_wave(session, wave_id, actor="bench")
     return wave_id
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process on this machine has used; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on this machine (backends and helpers)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in {"postgres", "postmaster"}:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 def count_sent(engine: sa.Engine, wave_id: int) -> int:
@@ -191,6 +214,8 @@ def run_bench(url: str, label: str, deliveries: int, workers: int, batch_size: i
         time.sleep(3)  # let the workers import and connect before the clock starts
         dispatcher = context.Process(target=dispatcher_process,
                                      args=(url, tasks, stop, batch_size))
+        server_before = {pid: process_cpu(pid) for pid in postgres_pids()}
+        workers_before = sum(process_cpu(process.pid) for process in processes)
         started = time.perf_counter()
         dispatcher.start()
         sent = 0
@@ -200,6 +225,11 @@ def run_bench(url: str, label: str, deliveries: int, workers: int, batch_size: i
             if time.perf_counter() - started > 1800:
                 break
         elapsed = time.perf_counter() - started
+        # Backends started during the run count from zero; ours include the polling.
+        server_cpu = sum(process_cpu(pid) - server_before.get(pid, 0.0)
+                         for pid in postgres_pids()) if label == "postgresql" else 0.0
+        workers_cpu = sum(process_cpu(process.pid) for process in processes) - workers_before
+        dispatcher_cpu = process_cpu(dispatcher.pid)
         stop.set()
         for process in [dispatcher, *processes]:
             process.join(30)
@@ -208,6 +238,11 @@ def run_bench(url: str, label: str, deliveries: int, workers: int, batch_size: i
               file=sys.stderr)
         suffix = "_templates_cached" if cache_templates else ""
         print(f"BENCH send_null_{label}{suffix} {rate:.0f} deliveries/s")
+        per = 1000 / max(sent, 1)
+        print(f"BENCH send_null_{label}_worker_cpu {workers_cpu * per:.3f} ms/delivery")
+        print(f"BENCH send_null_{label}_dispatcher_cpu {dispatcher_cpu * per:.3f} ms/delivery")
+        if label == "postgresql":
+            print(f"BENCH send_null_{label}_server_cpu {server_cpu * per:.3f} ms/delivery")
         if verify:
             with Session(engine) as session:
                 broken = verify_chain(session)

@@ -36,6 +36,18 @@ def among(session: Session, column: sa.ColumnElement,
     return column.in_(list(values))
 
 
+def id_value_pairs(ids: Sequence[int], values: Sequence[Any],
+                   value_type: sa.types.TypeEngine) -> sa.TableValuedAlias:
+    """PostgreSQL only: ``unnest(:ids, :values) AS pairs(id, value)`` with two parameters.
+
+    Lets one ``UPDATE ... FROM pairs WHERE table.id = pairs.id`` give each row its own
+    value, instead of one statement run per row.
+    """
+    return sa.func.unnest(sa.bindparam(None, list(ids), type_=ARRAY(sa.BigInteger)),
+                          sa.bindparam(None, list(values), type_=ARRAY(value_type))
+                          ).table_valued("id", "value").render_derived(name="pairs")
+
+
 def allocate_ids(session: Session, table: sa.Table, count: int) -> list[int]:
     """``count`` new primary keys for ``table``, in increasing order."""
     if count <= 0:

@@ -33,7 +33,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from distribution.bulk import among
+from distribution.bulk import among, id_value_pairs
 from distribution.channels.base import (
     Attachment,
     Channel,
@@ -330,24 +330,21 @@ class Sender:
             now = utcnow()
             # The peer has it, whatever happened meanwhile: a slow send whose lease expired
             # may already be in doubt (or requeued by the reconciler); it is sent all the same.
-            done = sorted(session.scalars(
-                sa.update(Delivery)
-                .where(among(session, Delivery.id, list(receipts)),
-                       Delivery.state.in_(SENT_FROM))
-                .values(state=DeliveryState.SENT, updated_at=now, sent_at=now,
-                        lease_until=None, last_error=None, provider_message_id=None)
-                .returning(Delivery.id)
-                .execution_options(synchronize_session=False)))
-            # Each its own provider id: one statement run for many rows (rows just locked by
-            # the UPDATE above, in this transaction).
-            provider_ids = [{"b_id": delivery_id, "b_provider": receipts[delivery_id]
-                             .provider_message_id} for delivery_id in done
-                            if receipts[delivery_id].provider_message_id is not None]
-            if provider_ids:
-                table = Delivery.__table__
-                session.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id"))
-                                .values(provider_message_id=sa.bindparam("b_provider")),
-                                provider_ids)
+            sent_now = dict(state=DeliveryState.SENT, updated_at=now, sent_at=now,
+                            lease_until=None, last_error=None)
+            if session.get_bind().dialect.name == "postgresql":
+                # One statement gives every row its own provider id.
+                pairs = id_value_pairs(list(receipts), [
+                    receipt.provider_message_id for receipt in receipts.values()],
+                    Delivery.provider_message_id.type)
+                done = sorted(session.scalars(
+                    sa.update(Delivery)
+                    .where(Delivery.id == pairs.c.id, Delivery.state.in_(SENT_FROM))
+                    .values(provider_message_id=pairs.c.value, **sent_now)
+                    .returning(Delivery.id)
+                    .execution_options(synchronize_session=False)))
+            else:
+                done = self._record_sent_rows(session, receipts, sent_now)
             states = [state.value for state in SENT_FROM]
             record_events(session, [NewEvent(
                 "delivery", delivery_key(delivery_id), "delivery.sent",
@@ -355,6 +352,28 @@ class Sender:
                  "provider_message_id": receipts[delivery_id].provider_message_id,
                  **receipts[delivery_id].detail}, ACTOR) for delivery_id in done])
         return set(done)
+
+    @staticmethod
+    def _record_sent_rows(session: Session, receipts: dict[int, Receipt],
+                          sent_now: dict[str, object]) -> list[int]:
+        """SQLite: the conditional UPDATE, then each provider id (cheap in-process)."""
+        done = sorted(session.scalars(
+            sa.update(Delivery)
+            .where(among(session, Delivery.id, list(receipts)), Delivery.state.in_(SENT_FROM))
+            .values(provider_message_id=None, **sent_now)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)))
+        # Rows just locked by the UPDATE above, in this transaction.
+        provider_ids = [{"b_id": delivery_id,
+                         "b_provider": receipts[delivery_id].provider_message_id}
+                        for delivery_id in done
+                        if receipts[delivery_id].provider_message_id is not None]
+        if provider_ids:
+            table = Delivery.__table__
+            session.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+                            .values(provider_message_id=sa.bindparam("b_provider")),
+                            provider_ids)
+        return done
 
     def _outgoing(self, row: sa.Row, attachments: tuple[Attachment, ...]) -> OutgoingMessage:
         parameters = {"link": row.link or "", **row.parameters}
