@@ -201,8 +201,11 @@ class DispatcherLock:
                 # A restarted database drops the lock with the connection; find out.
                 self.connection.scalar(sa.text("SELECT 1"))
             else:
-                self.held = bool(self.connection.scalar(
-                    sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID}))
+                # Keyed by schema too: Herald installs (or test runs) in other schemas
+                # of the same database each have their own active dispatcher.
+                self.held = bool(self.connection.scalar(sa.text(
+                    "SELECT pg_try_advisory_lock(:id, hashtext(current_schema()))"),
+                    {"id": ADVISORY_LOCK_ID}))
             self.connection.commit()
         except sa.exc.DBAPIError:
             self.release()

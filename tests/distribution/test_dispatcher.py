@@ -305,3 +305,19 @@ def test_embedded_lock_is_always_granted(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
     assert DispatcherLock(engine).ensure() is True
     assert DispatcherLock(engine).ensure() is True
+
+
+@pytest.mark.skipif(not on_postgres(), reason="the advisory lock exists on PostgreSQL only")
+def test_installs_in_other_schemas_of_one_database_each_have_their_dispatcher(
+        own_db, databases, lock_id):
+    other = sa.create_engine(databases.new_url())
+    try:
+        here, there = DispatcherLock(own_db.kw["bind"]), DispatcherLock(other)
+        rival_here = DispatcherLock(own_db.kw["bind"])
+        assert here.ensure() is True
+        assert there.ensure() is True  # another schema: not blocked by this one
+        assert rival_here.ensure() is False  # the same schema: still one at a time
+        here.release()
+        there.release()
+    finally:
+        other.dispose()
