@@ -65,13 +65,20 @@ def code_list(rule_id: str, rules_dir: Path | None = None, index: int = 0) -> fr
     folder = rules_dir_or_default(rules_dir)
     if folder is None:
         return None
+    lists = _lists_in(folder)
+    if rule_id not in lists or index >= len(lists[rule_id]):
+        raise KeyError(f"no code list #{index} in rule {rule_id} of {folder / SCHEMATRON}")
+    return lists[rule_id][index]
+
+
+@functools.lru_cache(maxsize=8)
+def _lists_in(folder: Path) -> dict[str, tuple[frozenset[str], ...]]:
+    # Cached per folder: resolving and checking the path on every call was a third of
+    # writing a document with the code lists on (five look-ups per document).
     schematron = (folder / SCHEMATRON).resolve()
     if not schematron.is_file():
         raise FileNotFoundError(f"CEN schematron not found: {schematron}")
-    lists = _lists_by_rule(schematron)
-    if rule_id not in lists or index >= len(lists[rule_id]):
-        raise KeyError(f"no code list #{index} in rule {rule_id} of {schematron}")
-    return lists[rule_id][index]
+    return _lists_by_rule(schematron)
 
 
 def unit_codes(rules_dir: Path | None = None) -> frozenset[str] | None:

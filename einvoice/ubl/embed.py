@@ -19,6 +19,7 @@ from einvoice.rules import EMBEDDED_MIME_CODES
 from einvoice.ubl.namespaces import CAC_NS, CREDIT_NOTE_NS, INVOICE_NS
 from einvoice.ubl.reader import parse_safely
 from einvoice.ubl.writer import write_attachment
+from einvoice.ubl.xmlbuild import Node, serialize
 
 __all__ = ["embed_attachment", "embed_pdf", "pdf_attachment"]
 
@@ -87,7 +88,7 @@ def embed_attachment(ubl: bytes, attachment: Attachment) -> bytes:
             "attachments.filename",
             f"the document already embeds a file called {attachment.filename!r}",
         )
-    element = write_attachment(root, attachment)  # appended last; moved into place below
+    element = _element(attachment)
     if references:
         references[-1].addnext(element)
     else:
@@ -98,6 +99,14 @@ def embed_attachment(ubl: bytes, attachment: Attachment) -> bytes:
         else:
             anchor.addprevious(element)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _element(attachment: Attachment) -> etree._Element:
+    # Written by the writer's own code, then parsed: the same bytes as write_ubl gives.
+    holder: Node = []
+    write_attachment(holder, attachment)
+    wrapper = etree.fromstring(serialize("Wrapper", INVOICE_NS, holder, declaration=False))
+    return wrapper[0]
 
 
 def embed_pdf(ubl: bytes, pdf: bytes, number: str | None = None) -> bytes:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from lxml import etree
-
 from einvoice.model import Address, Delivery, Document, DocumentKind, Party, PaymentMeans
-from einvoice.ubl.xmlbuild import agg, text
+from einvoice.ubl.xmlbuild import Node, agg, text
 
 
-def write_address(parent: etree._Element, name: str, address: Address | None) -> None:
+def write_address(parent: Node, name: str, address: Address | None) -> None:
     """Append a UBL address (PostalAddress / Address) in schema order."""
     if address is None:
         return
@@ -24,7 +22,7 @@ def write_address(parent: etree._Element, name: str, address: Address | None) ->
     text(agg(element, "Country"), "IdentificationCode", address.country_code)
 
 
-def _tax_schemes(party_el: etree._Element, party: Party) -> None:
+def _tax_schemes(party_el: Node, party: Party) -> None:
     if party.vat_id:
         scheme = agg(party_el, "PartyTaxScheme")
         text(scheme, "CompanyID", party.vat_id)
@@ -35,7 +33,7 @@ def _tax_schemes(party_el: etree._Element, party: Party) -> None:
         text(agg(scheme, "TaxScheme"), "ID", party.tax_registration_scheme or "TAX")
 
 
-def _identifiers(party_el: etree._Element, party: Party, creditor_id: str | None) -> None:
+def _identifiers(party_el: Node, party: Party, creditor_id: str | None) -> None:
     for identifier, scheme in party.identifiers:
         text(agg(party_el, "PartyIdentification"), "ID", identifier, schemeID=scheme)
     if creditor_id:
@@ -43,7 +41,7 @@ def _identifiers(party_el: etree._Element, party: Party, creditor_id: str | None
 
 
 def write_trading_party(
-    parent: etree._Element, role: str, party: Party, creditor_id: str | None = None
+    parent: Node, role: str, party: Party, creditor_id: str | None = None
 ) -> None:
     """Append AccountingSupplierParty or AccountingCustomerParty (``role``) with its Party."""
     party_el = agg(agg(parent, role), "Party")
@@ -64,7 +62,7 @@ def write_trading_party(
         text(contact, "ElectronicMail", party.contact_email)
 
 
-def write_payee(parent: etree._Element, payee: Party, creditor_id: str | None) -> None:
+def write_payee(parent: Node, payee: Party, creditor_id: str | None) -> None:
     """Append PayeeParty (BG-10): identifiers, name and legal registration id."""
     party_el = agg(parent, "PayeeParty")
     _identifiers(party_el, payee, creditor_id)
@@ -79,7 +77,7 @@ def write_payee(parent: etree._Element, payee: Party, creditor_id: str | None) -
         )
 
 
-def write_tax_representative(parent: etree._Element, rep: Party) -> None:
+def write_tax_representative(parent: Node, rep: Party) -> None:
     """Append TaxRepresentativeParty (BG-11): name, address and VAT identifier."""
     party_el = agg(parent, "TaxRepresentativeParty")
     text(agg(party_el, "PartyName"), "Name", rep.name)
@@ -90,7 +88,7 @@ def write_tax_representative(parent: etree._Element, rep: Party) -> None:
         text(agg(scheme, "TaxScheme"), "ID", "VAT")
 
 
-def write_delivery(parent: etree._Element, delivery: Delivery) -> None:
+def write_delivery(parent: Node, delivery: Delivery) -> None:
     """Append Delivery (BG-13)."""
     element = agg(parent, "Delivery")
     text(element, "ActualDeliveryDate", delivery.date)
@@ -102,7 +100,7 @@ def write_delivery(parent: etree._Element, delivery: Delivery) -> None:
         text(agg(agg(element, "DeliveryParty"), "PartyName"), "Name", delivery.party_name)
 
 
-def write_payment_means(parent: etree._Element, means: PaymentMeans, doc: Document) -> None:
+def write_payment_means(parent: Node, means: PaymentMeans, doc: Document) -> None:
     """Append PaymentMeans (BG-16); a credit note's due date (BT-9) goes in PaymentDueDate."""
     element = agg(parent, "PaymentMeans")
     text(element, "PaymentMeansCode", means.code, name=means.text)

@@ -11,12 +11,10 @@ import base64
 from decimal import Decimal
 from pathlib import Path
 
-from lxml import etree
-
 from einvoice.calc import compute
 from einvoice.model import AllowanceCharge, Attachment, Document, DocumentKind, Line
 from einvoice.rules import check
-from einvoice.ubl.namespaces import CAC_NS, CBC_NS, CREDIT_NOTE_NS, INVOICE_NS, cbc
+from einvoice.ubl.namespaces import CREDIT_NOTE_NS, INVOICE_NS
 from einvoice.ubl.write_parties import (
     write_delivery,
     write_payee,
@@ -24,7 +22,7 @@ from einvoice.ubl.write_parties import (
     write_tax_representative,
     write_trading_party,
 )
-from einvoice.ubl.xmlbuild import agg, amount, text
+from einvoice.ubl.xmlbuild import Node, agg, amount, serialize, text
 
 __all__ = ["write_ubl"]
 
@@ -52,16 +50,14 @@ def write_ubl(doc: Document, rules_dir: Path | None = None, *, peppol: bool = Tr
     problems = [p for p in check(doc, rules_dir) if peppol or not p.rule.startswith("PEPPOL")]
     if problems:
         raise problems[0]
-    return etree.tostring(_build(doc), xml_declaration=True, encoding="UTF-8")
+    if doc.kind is DocumentKind.CREDIT_NOTE:
+        return serialize("CreditNote", CREDIT_NOTE_NS, _build(doc))
+    return serialize("Invoice", INVOICE_NS, _build(doc))
 
 
-def _build(doc: Document) -> etree._Element:
+def _build(doc: Document) -> Node:
     credit = doc.kind is DocumentKind.CREDIT_NOTE
-    root_name = "CreditNote" if credit else "Invoice"
-    root_ns = CREDIT_NOTE_NS if credit else INVOICE_NS
-    root = etree.Element(
-        f"{{{root_ns}}}{root_name}", nsmap={None: root_ns, "cac": CAC_NS, "cbc": CBC_NS}
-    )
+    root: Node = []
     cur = doc.currency
 
     text(root, "CustomizationID", doc.customization_id)
@@ -136,12 +132,12 @@ def _build(doc: Document) -> etree._Element:
     return root
 
 
-def _id_reference(parent: etree._Element, name: str, value: str | None) -> None:
+def _id_reference(parent: Node, name: str, value: str | None) -> None:
     if value:
         text(agg(parent, name), "ID", value)
 
 
-def write_attachment(parent: etree._Element, attachment: Attachment) -> etree._Element:
+def write_attachment(parent: Node, attachment: Attachment) -> Node:
     """Append an AdditionalDocumentReference (BG-24 / BT-18) to ``parent`` and return it."""
     element = agg(parent, "AdditionalDocumentReference")
     text(element, "ID", attachment.id, schemeID=attachment.id_scheme)
@@ -151,18 +147,20 @@ def write_attachment(parent: etree._Element, attachment: Attachment) -> etree._E
         return element
     holder = agg(element, "Attachment")
     if attachment.content is not None:
-        binary = etree.SubElement(holder, cbc("EmbeddedDocumentBinaryObject"))
-        binary.text = base64.b64encode(attachment.content).decode("ascii")
-        binary.set("mimeCode", attachment.mime_code or "application/octet-stream")
-        if attachment.filename:
-            binary.set("filename", attachment.filename)
+        text(
+            holder,
+            "EmbeddedDocumentBinaryObject",
+            base64.b64encode(attachment.content).decode("ascii"),
+            mimeCode=attachment.mime_code or "application/octet-stream",
+            filename=attachment.filename,
+        )
     if attachment.uri:
         text(agg(holder, "ExternalReference"), "URI", attachment.uri)
     return element
 
 
 def _tax_category(
-    parent: etree._Element,
+    parent: Node,
     name: str,
     category: str | None,
     rate: Decimal | None,
@@ -179,7 +177,7 @@ def _tax_category(
 
 
 def _allowance_charge(
-    parent: etree._Element, ac: AllowanceCharge, cur: str, document_level: bool
+    parent: Node, ac: AllowanceCharge, cur: str, document_level: bool
 ) -> None:
     element = agg(parent, "AllowanceCharge")
     text(element, "ChargeIndicator", ac.is_charge)
@@ -192,7 +190,7 @@ def _allowance_charge(
         _tax_category(element, "TaxCategory", ac.vat_category, ac.vat_rate)
 
 
-def _tax_totals(root: etree._Element, doc: Document) -> None:
+def _tax_totals(root: Node, doc: Document) -> None:
     assert doc.totals is not None
     total = agg(root, "TaxTotal")
     amount(total, "TaxAmount", doc.totals.tax_total, doc.currency)
@@ -214,7 +212,7 @@ def _tax_totals(root: etree._Element, doc: Document) -> None:
         )
 
 
-def _monetary_total(root: etree._Element, doc: Document) -> None:
+def _monetary_total(root: Node, doc: Document) -> None:
     t = doc.totals
     assert t is not None
     cur = doc.currency
@@ -229,7 +227,7 @@ def _monetary_total(root: etree._Element, doc: Document) -> None:
     amount(element, "PayableAmount", t.payable, cur)
 
 
-def _line(root: etree._Element, line: Line, doc: Document) -> None:
+def _line(root: Node, line: Line, doc: Document) -> None:
     credit = doc.kind is DocumentKind.CREDIT_NOTE
     cur = doc.currency
     element = agg(root, "CreditNoteLine" if credit else "InvoiceLine")
