@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
 from distribution.documents import DocumentFormat
@@ -29,6 +30,7 @@ from portal.models import (
 from portal.signing.certificate import Certificate, SignerEvidence, signed_pdf
 from portal.signing.context import SigningContext
 from portal.signing.requests import SUBJECT, SigningError, ask
+from portal.signing.titles import document_title
 from portal.signing.tokens import token_sha256
 
 MAX_REASON = 1000
@@ -172,11 +174,14 @@ def complete(session: Session, request: SignatureRequest, *, actor: str,
         drawn_png=s.signature.drawn_png, signed_at=s.signature.signed_at,
         ip_address=s.signature.ip_address, user_agent=s.signature.user_agent,
         event_hash=s.signature.event_hash) for s in request.signers]
+    language = request.customer.language or "en"
+    with force_locale(language):
+        title = document_title(request)
     certificate = Certificate(
-        request_id=request.id, title=request.title, mode=request.mode.value,
+        request_id=request.id, title=title, mode=request.mode.value,
         seller_name=request.organisation.display_name, document_sha256=request.document_sha256,
         consent_text=request.consent_text, requested_at=request.created_at, completed_at=now,
-        signers=evidence, language=request.customer.language or "en")
+        signers=evidence, language=language)
     pdf, pades = signed_pdf(original, certificate, key_file=context.key_file,
                             key_password=context.key_password)
     stored = context.store.put(session, pdf, DocumentFormat.PDF)

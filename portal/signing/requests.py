@@ -67,9 +67,9 @@ def request_invoice_signatures(session: Session, invoice: Invoice, signers: list
                                         public_url=context.public_url, actor=actor)
     except NotIssued as exc:
         raise SigningError(str(exc)) from exc
-    kind = "Credit note" if invoice.kind.value == "credit_note" else "Invoice"
+    # The title is the number; pages and messages say "invoice" in the reader's language.
     return _create(session, customer=invoice.customer, invoice=invoice,
-                   title=f"{kind} {invoice.number}", document_sha256=pdf_sha256,
+                   title=invoice.number, document_sha256=pdf_sha256,
                    signers=signers, mode=mode, consent_text=consent_text, actor=actor,
                    context=context)
 

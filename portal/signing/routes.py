@@ -29,6 +29,7 @@ from portal.signing.actions import (
 from portal.signing.context import SigningContext
 from portal.signing.forms import DeclineForm, SignForm
 from portal.signing.requests import SigningError
+from portal.signing.titles import document_title
 
 DECLINE_PREFIX = "decline"
 
@@ -244,3 +245,9 @@ def status_label(value: str) -> str:
 def signing_status_filter(value) -> str:
     """Template filter: ``{{ request.status|signing_status }}``."""
     return status_label(getattr(value, "value", value))
+
+
+@bp.app_template_filter("document_title")
+def document_title_filter(signature_request: SignatureRequest) -> str:
+    """Template filter: ``{{ req|document_title }}``."""
+    return document_title(signature_request)
