@@ -26,7 +26,7 @@ from distribution.documents import DocumentFormat, DocumentStore
 from distribution.events import record_event
 from distribution.sqltypes import utcnow
 from portal.invoice_documents import document_from_invoice
-from portal.models import Invoice, InvoiceStatus
+from portal.models import DocumentKind, Invoice, InvoiceStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +106,12 @@ def issue_invoice(session: Session, invoice: Invoice, *, store: DocumentStore,
     record_event(session, "invoice", invoice_key(invoice), "invoice.issued",
                  {"ubl_sha256": stored.sha256, "size": stored.size,
                   "official_rules": bool(official_rules and rules_dir)}, actor=actor)
+    if invoice.kind is DocumentKind.CREDIT_NOTE:
+        # A credit note that settles its invoice stops that invoice's reminders now,
+        # not at the next reminder run. (Imported here: reminders builds on issuing.)
+        from portal.reminders import stop_if_fully_credited
+
+        stop_if_fully_credited(session, invoice, actor=actor)
     return stored.sha256
 
 

@@ -92,6 +92,27 @@ def stop_reminders(session: Session, invoice: Invoice, *, reason: str, actor: st
     return len(cancelled)
 
 
+def stop_if_fully_credited(session: Session, credit_note: Invoice, *, actor: str) -> int:
+    """After ``credit_note`` is issued: stop the reminders of the invoice it fully credits.
+
+    Returns how many reminder deliveries were cancelled (none when the invoice is
+    unknown or still has an amount the credit notes do not cover).
+    """
+    if credit_note.kind is not DocumentKind.CREDIT_NOTE or not credit_note.preceding_invoice_number:
+        return 0
+    invoice = session.scalars(sa.select(Invoice).where(
+        Invoice.organisation_id == credit_note.organisation_id,
+        Invoice.customer_id == credit_note.customer_id,
+        Invoice.kind == DocumentKind.INVOICE,
+        Invoice.number == credit_note.preceding_invoice_number)).first()
+    if invoice is None:
+        return 0
+    credited = credited_amounts(session, [invoice])[invoice.id]
+    if not standing_of(invoice, credited).fully_credited:
+        return 0
+    return stop_reminders(session, invoice, reason="credited", actor=actor)
+
+
 def credited_amounts(session: Session, invoices: list[Invoice]) -> dict[int, Decimal]:
     """Per invoice id, what the issued credit notes correcting it add up to.
 

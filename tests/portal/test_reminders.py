@@ -197,3 +197,21 @@ def test_a_policy_file_sets_stages_and_fees(herald, tmp_path):
     policy.write_text('{"stages": [{"offset_days": 0, "tone": 2, "fee": "2.50"}]}')
     refused = runner.invoke(args=["reminders", "run", "--policy", str(policy)])
     assert refused.exit_code != 0 and "fees apply only after the due date" in refused.output
+
+
+def test_a_credit_note_that_settles_the_invoice_stops_its_reminders_when_issued(herald):
+    runner = herald.test_cli_runner()
+    runner.invoke(args=["reminders", "run", "--today", "2026-11-08", *SEND])
+    assert set(_deliveries(herald, "reminder:1:INV-2:7").values()) == {DeliveryState.PENDING}
+    full = invoice_json("CN-3", "C2", type="credit_note", due_date=None,
+                        payment_terms="Deducted from your next invoice",
+                        preceding_invoice={"number": "INV-2", "issue_date": "2026-10-01"})
+    with get_database(herald).session_scope() as session:
+        import_documents(session, [document_from_mapping(full, Locator("t", "1"), source="json")],
+                         file="t", store=DatabaseStore())
+        stopped = [e for e in events_for(session, "invoice", "1:INV-2")
+                   if e.kind == "reminder.stopped"]
+    # Issuing it was enough: no reminder run in between.
+    assert set(_deliveries(herald, "reminder:1:INV-2:7").values()) == {DeliveryState.CANCELLED}
+    assert stopped and stopped[0].payload["reason"] == "credited"
+    assert set(_deliveries(herald, "reminder:1:INV-3:7").values()) == {DeliveryState.PENDING}
