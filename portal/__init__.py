@@ -66,6 +66,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(invoices.bp)
     app.register_blueprint(disputes.bp)
     app.register_blueprint(health.bp)
+    from portal import preferences  # how we reach you, the manifest, the service worker
+    app.register_blueprint(preferences.bp)
     app.register_blueprint(ops.bp)
     from portal import signing
 

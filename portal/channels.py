@@ -7,7 +7,7 @@ from distribution.channels.email import EmailChannel
 from distribution.channels.peppol import PeppolFolderChannel, PeppolHttpChannel
 from distribution.channels.portal_inbox import PortalInboxChannel
 from distribution.channels.webpush import WebPushChannel
-from distribution.vapid import load_or_create_vapid_keys
+from distribution.vapid import VapidKeys, load_or_create_vapid_keys
 from portal.config import Settings
 
 
@@ -16,16 +16,10 @@ def build_channels(settings: Settings) -> dict[ChannelName, Channel]:
     channels: dict[ChannelName, Channel] = {ChannelName.PORTAL: PortalInboxChannel()}
     if settings.smtp is not None:
         channels[ChannelName.EMAIL] = EmailChannel(settings.smtp)
-    keys = load_or_create_vapid_keys(
-        settings.instance_path,
-        settings.vapid_private_key_file.read_bytes() if settings.vapid_private_key_file
-        else None)
-    subject = settings.vapid_subject or (
-        f"mailto:{settings.smtp.from_address}" if settings.smtp else settings.public_url
-        if settings.public_url.startswith("https://") else None)
+    subject = vapid_subject(settings)
     if subject:
         channels[ChannelName.WEB_PUSH] = WebPushChannel(
-            keys, subject, allow_http=settings.web_push_allow_http)
+            vapid_keys(settings), subject, allow_http=settings.web_push_allow_http)
     if settings.fcm_service_account_file is not None:
         from distribution.channels.fcm import FcmChannel
 
@@ -37,3 +31,18 @@ def build_channels(settings: Settings) -> dict[ChannelName, Channel]:
     elif settings.peppol_outbox is not None:
         channels[ChannelName.PEPPOL] = PeppolFolderChannel(settings.peppol_outbox)
     return channels
+
+
+def vapid_keys(settings: Settings) -> VapidKeys:
+    """The instance's VAPID keys (configured, or generated once in the instance folder)."""
+    return load_or_create_vapid_keys(
+        settings.instance_path,
+        settings.vapid_private_key_file.read_bytes() if settings.vapid_private_key_file
+        else None)
+
+
+def vapid_subject(settings: Settings) -> str | None:
+    """The VAPID ``sub`` claim, or ``None`` when web push is not configured (no contact)."""
+    return settings.vapid_subject or (
+        f"mailto:{settings.smtp.from_address}" if settings.smtp else settings.public_url
+        if settings.public_url.startswith("https://") else None)

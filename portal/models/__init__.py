@@ -1,6 +1,7 @@
 """The portal's records. Importing this package registers every table on ``Base.metadata``."""
 
 from portal.models.base import Base
+from portal.models.channel_settings import CustomerEmailAddress
 from portal.models.customers import Account, AccountStatus, Contact, Customer, CustomerKind
 from portal.models.disputes import Dispute, DisputeLine, DisputeMessage, DisputeStatus
 from portal.models.invoices import (
@@ -30,6 +31,7 @@ __all__ = [
     "Base",
     "Contact",
     "Customer",
+    "CustomerEmailAddress",
     "CustomerKind",
     "Dispute",
     "DisputeLine",
