@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 
 from portal.db import db_session
-from portal.models import SignatureRequest, Signer
+from portal.models import RequestStatus, SignatureRequest, Signer
 from portal.signing import bp
 from portal.signing.actions import (
     Visit,
@@ -251,3 +251,19 @@ def signing_status_filter(value) -> str:
 def document_title_filter(signature_request: SignatureRequest) -> str:
     """Template filter: ``{{ req|document_title }}``."""
     return document_title(signature_request)
+
+
+@bp.app_context_processor
+def signing_helpers() -> dict[str, object]:
+    """``signature_requests_for(invoice)``: its open requests, for the invoice page's link."""
+
+    def signature_requests_for(invoice) -> list[SignatureRequest]:
+        # The invoice page has already checked that the invoice is the reader's own.
+        return list(db_session().scalars(
+            sa.select(SignatureRequest)
+            .where(SignatureRequest.invoice_id == invoice.id,
+                   SignatureRequest.customer_id == invoice.customer_id,
+                   SignatureRequest.status == RequestStatus.PENDING)
+            .order_by(SignatureRequest.id)))
+
+    return {"signature_requests_for": signature_requests_for}

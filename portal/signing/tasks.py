@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 from huey import crontab
+from huey.api import TaskWrapper
 
 from portal.db import get_database
 from portal.queue import get_huey
@@ -14,6 +15,7 @@ from portal.signing.reminders import ReminderResult, remind_and_expire
 
 log = logging.getLogger(__name__)
 ACTOR = "herald:signing-reminders"
+EXTENSION_KEY = "herald.signing.reminders"
 
 
 def register_tasks(app: Flask) -> None:
@@ -29,3 +31,10 @@ def register_tasks(app: Flask) -> None:
         log.info("signature requests: %d reminded, %d expired", result.reminded,
                  result.expired)
         return {"reminded": result.reminded, "expired": result.expired}
+
+    app.extensions[EXTENSION_KEY] = signature_reminders
+
+
+def reminders_task(app: Flask) -> TaskWrapper:
+    """The periodic ``signature_reminders`` task registered on the app's queue."""
+    return app.extensions[EXTENSION_KEY]

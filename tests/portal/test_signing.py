@@ -353,3 +353,15 @@ def test_staff_and_visitors_cannot_use_the_customer_pages(app, client, session, 
     assert client.get("/signatures").status_code == 302  # to sign-in
     sign_in(client, "ops@example.com")
     assert client.get(f"/signatures/{request.id}").status_code == 403
+
+
+def test_the_invoice_page_and_the_menu_lead_to_the_request(app, client, session, world):
+    request = make_request(app, session, signers=["alice@example.com"])
+    sign_in(client, "alice@example.com")
+    page = client.get("/invoices/INV-A1")
+    assert page.status_code == 200
+    assert f'href="/signatures/{request.id}"'.encode() in page.data
+    assert b"To sign: Invoice INV-A1" in page.data
+    assert b'href="/signatures">Documents to sign</a>' in page.data
+    other = client.get("/invoices")
+    assert b'href="/signatures">Documents to sign</a>' in other.data

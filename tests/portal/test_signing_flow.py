@@ -190,3 +190,18 @@ def test_an_uploaded_pdf_from_the_command_line(herald, tmp_path):
         "signatures", "request", "--pdf", str(tmp_path / "not.pdf"), "--customer", "C1",
         "--signer", "anna@customer.example", "--text", CONSENT])
     assert refused.exit_code == 1 and "pdf: the file is not a PDF" in refused.output
+
+
+def test_the_periodic_task_reminds_like_the_command(herald, smtp_peer):
+    from portal.signing.tasks import reminders_task
+
+    runner = herald.test_cli_runner()
+    assert runner.invoke(args=["signatures", "request", "INV-1", "--signer",
+                               "anna@customer.example", "--text", CONSENT]).exit_code == 0
+    with get_database(herald).session_scope() as session:
+        signer = session.scalars(sa.select(SignatureRequest)).one().signers[0]
+        signer.asked_at -= timedelta(hours=49)  # as if asked two days ago
+    assert reminders_task(herald).call_local() == {"reminded": 1, "expired": 0}
+    assert reminders_task(herald).call_local() == {"reminded": 0, "expired": 0}
+    _dispatch(herald)
+    assert len(_mails_to(smtp_peer, "anna@customer.example")) == 2
