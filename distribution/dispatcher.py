@@ -28,9 +28,9 @@ from distribution.deliveries import Delivery, DeliveryState, Message, delivery_k
 from distribution.events import NewEvent, record_event, record_events
 from distribution.feedback import steer_wave
 from distribution.recipients import Recipient
-from distribution.runs import planned_rate_per_minute
+from distribution.runs import planned_rate_per_minute, start_wave
 from distribution.sqltypes import utcnow
-from distribution.waves import TokenBucket, Wave, WaveState
+from distribution.waves import Run, TokenBucket, Wave, WaveState
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,20 @@ def _finish_if_done(session: Session, wave: Wave) -> bool:
     wave.state = WaveState.DONE
     wave.finished_at = utcnow()
     record_event(session, "wave", str(wave.id), "wave.done", {}, actor=ACTOR)
+    _continue_run(session, wave)
     return True
+
+
+def _continue_run(session: Session, wave: Wave) -> None:
+    """Start the run's next draft wave, when the run continues by itself."""
+    run = session.get(Run, wave.run_id)
+    if run is None or not run.auto_continue:
+        return
+    following = session.scalars(sa.select(Wave.id).where(
+        Wave.run_id == run.id, Wave.state == WaveState.DRAFT, Wave.sequence > wave.sequence)
+        .order_by(Wave.sequence).limit(1)).first()
+    if following is not None:
+        start_wave(session, following, actor=ACTOR, after_wave=wave.id)
 
 
 def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None], *,

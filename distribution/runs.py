@@ -66,6 +66,7 @@ class WaveOptions:
     contact_rate: float | None = None
     decay: tuple[float, ...] = DEFAULT_DECAY
     pause_multiple: float = 2.0
+    auto_continue: bool = True  # the next wave starts when one is done (see Run)
 
     def check(self) -> None:
         """Refuse inconsistent options with a message naming the option."""
@@ -109,7 +110,8 @@ def create_run(session: Session, *, name: str, message_type: str, specs: list[Me
     """
     options.check()
     ensure_message_types(session)
-    run = Run(name=name, message_type=message_type, selection=selection, created_by=created_by)
+    run = Run(name=name, message_type=message_type, selection=selection, created_by=created_by,
+              auto_continue=options.auto_continue)
     session.add(run)
     session.flush()
     summary = RunSummary(run)
@@ -400,8 +402,12 @@ def _wave_for_update(session: Session, wave_id: int) -> Wave:
     return wave
 
 
-def start_wave(session: Session, wave_id: int, *, actor: str) -> Wave:
-    """Start (or resume) releasing a draft or paused wave."""
+def start_wave(session: Session, wave_id: int, *, actor: str,
+               after_wave: int | None = None) -> Wave:
+    """Start (or resume) releasing a draft or paused wave.
+
+    ``after_wave`` is the wave whose end started this one (a run continuing by itself).
+    """
     wave = _wave_for_update(session, wave_id)
     if wave.state not in (WaveState.DRAFT, WaveState.PAUSED):
         raise RunError(f"wave {wave_id} is {wave.state.value}; only a draft or paused wave "
@@ -416,7 +422,8 @@ def start_wave(session: Session, wave_id: int, *, actor: str) -> Wave:
         replan_pending(session, wave, utcnow())
     if session.get(TokenBucket, wave.id) is None:
         session.add(TokenBucket(wave_id=wave.id, tokens=0.0, burst=1.0, refilled_at=utcnow()))
-    record_event(session, "wave", str(wave.id), event, {}, actor=actor)
+    record_event(session, "wave", str(wave.id), event,
+                 {"after_wave": after_wave} if after_wave else {}, actor=actor)
     return wave
 
 

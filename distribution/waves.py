@@ -33,6 +33,9 @@ class Run(Base):
     selection: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # the filter it was made from
     created_by: Mapped[str] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a wave is done, the run's next draft wave starts by itself; an operator who
+    # wants to look between waves turns this off and starts each wave.
+    auto_continue: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
 
     waves: Mapped[list[Wave]] = relationship(back_populates="run", order_by="Wave.sequence")
 

@@ -63,10 +63,13 @@ def runs_group() -> None:
               help="Send window in the customer's local hours, e.g. 8-20.")
 @click.option("--weekends", is_flag=True, help="Also send on Saturday and Sunday.")
 @click.option("--start", is_flag=True, help="Start the first wave at once.")
+@click.option("--wave-by-wave", is_flag=True,
+              help="Start each wave yourself (by default the next wave starts when one is "
+                   "done).")
 @with_appcontext
 def create_command(kind, issued_from, issued_to, segment, unpaid_only, name, wave_size,
                    rate_per_minute, capacity_per_hour, contact_rate, window, weekends,
-                   start) -> None:
+                   start, wave_by_wave) -> None:
     """Create a run over issued documents, split into waves."""
     start_hour, _, end_hour = window.partition("-")
     if not (start_hour.isdigit() and end_hour.isdigit()):
@@ -81,7 +84,8 @@ def create_command(kind, issued_from, issued_to, segment, unpaid_only, name, wav
         wave_size=wave_size, rate_per_minute=rate_per_minute,
         window_start_hour=int(start_hour), window_end_hour=int(end_hour),
         weekdays=tuple(range(7)) if weekends else (0, 1, 2, 3, 4),
-        capacity_per_hour=capacity_per_hour, contact_rate=contact_rate)
+        capacity_per_hour=capacity_per_hour, contact_rate=contact_rate,
+        auto_continue=not wave_by_wave)
     settings = current_app.config["HERALD"]
     try:
         with get_database().session_scope() as session:

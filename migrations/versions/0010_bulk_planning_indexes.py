@@ -10,6 +10,8 @@ million deliveries several times slower. Uniqueness of the idempotency key follo
 from the unique (message_type, subject_key) of messages and (message_id, channel) of
 deliveries; the event chain is verified by walking it in id order. The reconciler's
 index on (state, lease_until) becomes partial: only held or in-doubt deliveries.
+
+Runs get ``auto_continue``: the next draft wave starts when one is done.
 """
 
 from collections.abc import Sequence
@@ -27,6 +29,9 @@ HELD = "state IN ('released', 'sending', 'in_doubt')"
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('runs') as batch_op:
+        batch_op.add_column(sa.Column('auto_continue', sa.Boolean(), nullable=False,
+                                      server_default=sa.true()))
     op.drop_index('ix_deliveries_state_lease', table_name='deliveries')
     op.create_index('ix_deliveries_state_lease', 'deliveries', ['state', 'lease_until'],
                     postgresql_where=sa.text(HELD), sqlite_where=sa.text(HELD))
@@ -37,6 +42,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('runs') as batch_op:
+        batch_op.drop_column('auto_continue')
     with op.batch_alter_table('deliveries') as batch_op:
         batch_op.create_unique_constraint(batch_op.f('uq_deliveries_idempotency_key'),
                                           ['idempotency_key'])

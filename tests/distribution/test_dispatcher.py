@@ -321,3 +321,58 @@ def test_installs_in_other_schemas_of_one_database_each_have_their_dispatcher(
         there.release()
     finally:
         other.dispose()
+
+
+def _release_all(own_db, wave_id: int, count: int) -> list[int]:
+    """Tick until the wave's bucket has let ``count`` deliveries go."""
+    released: list[int] = []
+    deadline = time.monotonic() + 5
+    while len(released) < count and time.monotonic() < deadline:
+        released += tick(own_db, lambda _id: None).released.get(wave_id, [])
+        time.sleep(0.02)
+    assert len(released) == count
+    return released
+
+
+def test_a_run_continues_with_its_next_wave_when_one_is_done(own_db):
+    with own_db.begin() as session:
+        make_recipient(session, "r1")
+        summary = create_run(session, name="two waves", message_type="invoice", specs=[
+            MessageSpec(recipient_key="r1", subject_key=f"invoice:{n}", parameters={})
+            for n in range(4)], selection={}, created_by="test",
+            options=Options(wave_size=4, rate_per_minute=6000, window_start_hour=0,
+                            window_end_hour=24, weekdays=tuple(range(7))))
+        first, second = [wave.id for wave in summary.run.waves][:2]
+        start_wave(session, first, actor="test")
+    released = _release_all(own_db, first, 4)
+    with own_db.begin() as session:
+        session.execute(sa.update(Delivery).where(Delivery.id.in_(released))
+                        .values(state=DeliveryState.SENT))
+    tick(own_db, lambda _id: None)  # the first wave is done: the second starts
+    with own_db() as session:
+        assert session.get(Wave, first).state is WaveState.DONE
+        assert session.get(Wave, second).state is WaveState.RUNNING
+        started = [e for e in events_for(session, "wave", str(second))
+                   if e.kind == "wave.started"]
+    assert started[0].payload == {"after_wave": first} and started[0].actor == "dispatcher"
+
+
+def test_a_wave_by_wave_run_waits_for_the_operator(own_db):
+    with own_db.begin() as session:
+        make_recipient(session, "r1")
+        summary = create_run(session, name="by hand", message_type="invoice", specs=[
+            MessageSpec(recipient_key="r1", subject_key=f"invoice:{n}", parameters={})
+            for n in range(4)], selection={}, created_by="test",
+            options=Options(wave_size=4, rate_per_minute=6000, window_start_hour=0,
+                            window_end_hour=24, weekdays=tuple(range(7)),
+                            auto_continue=False))
+        first, second = [wave.id for wave in summary.run.waves][:2]
+        start_wave(session, first, actor="test")
+    released = _release_all(own_db, first, 4)
+    with own_db.begin() as session:
+        session.execute(sa.update(Delivery).where(Delivery.id.in_(released))
+                        .values(state=DeliveryState.SENT))
+    tick(own_db, lambda _id: None)
+    with own_db() as session:
+        assert session.get(Wave, first).state is WaveState.DONE
+        assert session.get(Wave, second).state is WaveState.DRAFT
