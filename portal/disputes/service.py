@@ -94,6 +94,8 @@ def open_dispute(session: Session, invoice: Invoice, *, reason: DisputeReason,
     if invoice.status not in DISPUTABLE:
         raise DisputeError(_("Invoice %(number)s is %(status)s and cannot be disputed.",
                              number=invoice.number, status=invoice_status(invoice.status)))
+    # Two requests at once must not open two disputes: the second waits for the first.
+    session.execute(sa.select(Invoice.id).where(Invoice.id == invoice.id).with_for_update())
     if active_dispute(session, invoice) is not None:
         raise DisputeError(_("Invoice %(number)s already has an open dispute; add a message "
                              "to it instead.", number=invoice.number))

@@ -134,27 +134,44 @@ def _describe(event: Event, facts: _DeliveryFacts | None, when: str, invoice: In
 def _describe_delivery(kind: str, facts: _DeliveryFacts, when: str) -> str | None:
     if kind == "delivery.viewed":
         return _("Viewed on %(when)s", when=when)
-    what = {"reminder": _("Reminder"), "receipt": _("Receipt")}.get(facts.message_type)
     channel, address = facts.channel, facts.address or ""
     if kind == "delivery.failed":
         if channel is ChannelName.EMAIL:
             return _("An email to %(address)s could not be delivered (%(when)s)",
                      address=address, when=when)
         return None  # other channels fall back or retry; nothing the customer can act on
+    if facts.message_type == "reminder":
+        return _reminder_sent(channel, address, when)
+    if facts.message_type == "receipt":
+        return _("Payment receipt sent on %(when)s", when=when)
+    return _document_sent(channel, address, when)
+
+
+def _document_sent(channel: ChannelName, address: str, when: str) -> str | None:
+    # Whole sentences per channel, so that translators never glue fragments together.
     if channel is ChannelName.EMAIL:
-        sent = _("Sent by email to %(address)s on %(when)s", address=address, when=when)
-    elif channel is ChannelName.PORTAL:
-        sent = _("Delivered to your portal inbox on %(when)s", when=when)
-    elif channel is ChannelName.WEB_PUSH:
-        sent = _("Sent as a browser notification on %(when)s", when=when)
-    elif channel is ChannelName.FCM:
-        sent = _("Sent to the app on your phone on %(when)s", when=when)
-    elif channel is ChannelName.PEPPOL:
-        sent = _("Sent as an e-invoice over Peppol to %(address)s on %(when)s",
+        return _("Sent by email to %(address)s on %(when)s", address=address, when=when)
+    if channel is ChannelName.PORTAL:
+        return _("Delivered to your portal inbox on %(when)s", when=when)
+    if channel is ChannelName.WEB_PUSH:
+        return _("Sent as a browser notification on %(when)s", when=when)
+    if channel is ChannelName.FCM:
+        return _("Sent to the app on your phone on %(when)s", when=when)
+    if channel is ChannelName.PEPPOL:
+        return _("Sent as an e-invoice over Peppol to %(address)s on %(when)s",
                  address=address, when=when)
-    else:
-        return None
-    return f"{what}: {sent}" if what else sent
+    return None
+
+
+def _reminder_sent(channel: ChannelName, address: str, when: str) -> str | None:
+    if channel is ChannelName.EMAIL:
+        return _("Reminder sent by email to %(address)s on %(when)s", address=address,
+                 when=when)
+    if channel is ChannelName.PORTAL:
+        return _("Reminder delivered to your portal inbox on %(when)s", when=when)
+    if channel in (ChannelName.WEB_PUSH, ChannelName.FCM):
+        return _("Reminder sent as a notification on %(when)s", when=when)
+    return None
 
 
 def _money(payload: dict, invoice: Invoice, locale: str) -> str:

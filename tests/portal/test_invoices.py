@@ -257,7 +257,8 @@ def test_timeline_tells_the_customer_in_plain_words(client, billing, session):
     assert "Invoice issued on" in history
     assert re.search(r"Sent by email to c…@example\.com on \d+ \w+ 2026 \d\d:\d\d", history)
     assert "Delivered to your portal inbox on" in history
-    assert "Reminder: Sent by email to c…@example.com" in history
+    assert "Reminder sent by email to c…@example.com" in history
+    assert "Reminder delivered to your portal inbox on" in history
     assert "could not be delivered" in history
     assert "Payment of €50.00 received on" in history
     assert history.count("Viewed on") == 1  # one opening, several deliveries: said once
