@@ -283,3 +283,27 @@ def test_staff_have_no_customer_dispute_pages(client, billing, session):
     make_user(session, email="ops@example.com", role=Role.SUPPORT_AGENT)
     sign_in(client, "ops@example.com")
     assert client.get("/disputes").status_code == 403
+
+
+def test_customer_follows_the_resolution(client, billing, session):
+    document = invoice(session, "INV-A2")
+    dispute = open_dispute(session, document, reason=DisputeReason.WRONG_AMOUNT,
+                           description="x", actor="test")
+    set_status(session, dispute, DisputeStatus.UNDER_REVIEW, actor="ops")
+    sign_in(client, "alice@example.com")
+    assert "Under review" in client.get(f"/disputes/{dispute.id}").data.decode()
+    set_status(session, dispute, DisputeStatus.RESOLVED, resolution=DisputeResolution.REJECTED,
+               resolution_text="The meter reading of 3 October is correct.", actor="ops")
+    page = client.get(f"/disputes/{dispute.id}").data.decode()
+    assert "Resolved: rejected" in page and "The meter reading of 3 October" in page
+    assert "Send message" not in page and "Withdraw my dispute" not in page
+    history = client.get("/invoices/INV-A2").data.decode()
+    assert "Your dispute is being reviewed" in history
+    assert "Your dispute was rejected on" in history
+    assert "Dispute this invoice" in history  # it may be disputed again
+
+
+@pytest.mark.parametrize("path", ["/disputes", "/disputes/1", "/invoices/INV-A2/dispute"])
+def test_dispute_pages_need_sign_in(client, billing, path):
+    response = client.get(path)
+    assert response.status_code == 302 and "/sign-in" in response.location
