@@ -16,11 +16,12 @@ skipped, by name; with ``CI`` set it is an error, so CI never skips them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urldefrag
 
@@ -32,8 +33,9 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from portal import create_app
 from portal.db import get_database
 from portal.migrate import upgrade
+from portal.models import Organisation
 from tests.browser.accessibility import AXE_PATH, assert_accessible
-from tests.browser.seed import Person, Seeded, seed
+from tests.browser.seed import Person, Seeded, add_customer, seed
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -117,6 +119,26 @@ class LiveServer:
     url: str
     app: Flask
     seeded: Seeded
+    _count: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def database(self):
+        """A session on the live server's database, committed when the block ends."""
+        return get_database(self.app).session_scope()
+
+    def new_customer(self, *, language: str = "en", invoices: int = 1,
+                     render: bool = False) -> Person:
+        """A customer of the test's own (committed): sign-in and ``invoices`` issued invoices.
+
+        Invoice numbers are ``INV-<customer>-<n>``; PDFs render on first download unless
+        ``render`` asks for them now.
+        """
+        number = f"cust{next(self._count)}"
+        with get_database(self.app).session_scope() as session:
+            org = session.get(Organisation, self.seeded.organisation_id)
+            return add_customer(session, org, number, name=f"Customer {number}",
+                                language=language, public_url=self.url, render=render,
+                                invoices=tuple(f"INV-{number.upper()}-{n}"
+                                               for n in range(1, invoices + 1)))
 
 
 @pytest.fixture(scope="session")
@@ -189,7 +211,8 @@ class Tab:
         self.visited: list[str] = []
         self.checked: set[str] = set()
         self.problems: list[str] = []
-        page.on("framenavigated", self._navigated)
+        # Every page loaded counts; htmx swaps within a page are checked where a test says.
+        page.on("load", self._loaded)
         page.on("pageerror", lambda error: self.problems.append(f"JavaScript error: {error}"))
         page.on("console", self._console)
         page.on("response", self._response)
@@ -198,9 +221,9 @@ class Tab:
     def is_phone(self) -> bool:
         return self.viewport == "phone"
 
-    def _navigated(self, frame) -> None:
-        if frame == self.page.main_frame and frame.url.startswith(self.live.url):
-            self.visited.append(urldefrag(frame.url).url)
+    def _loaded(self, page: Page) -> None:
+        if page.url.startswith(self.live.url):
+            self.visited.append(urldefrag(page.url).url)
 
     def _console(self, message) -> None:
         if message.type == "error" and "Content Security Policy" in message.text:
@@ -227,7 +250,23 @@ class Tab:
         name = re.sub(r"[^0-9A-Za-z_-]+", "-", step).strip("-")
         self.screenshot(f"{self.steps:02d}-{name}")
         assert_accessible(self.page)
+        self._assert_fits_the_screen()
         self.checked.add(urldefrag(self.page.url).url)
+
+    def _assert_fits_the_screen(self) -> None:
+        # A page wider than the phone makes people scroll sideways, and a phone browser
+        # zooms such a page out until its text is too small to read.
+        width = VIEWPORTS[self.viewport]["viewport"]["width"]
+        wider = self.page.evaluate("""() => [...document.querySelectorAll("body *")]
+            .filter(el => el.getBoundingClientRect().right > document.documentElement.clientWidth
+                          && !el.closest(".overflow-auto"))
+            .slice(0, 5).map(el => el.tagName.toLowerCase() + (el.className ? "." +
+                String(el.className).split(" ").join(".") : "") + " " +
+                el.textContent.trim().slice(0, 30))""")
+        scroll_width = self.page.evaluate("() => document.documentElement.scrollWidth")
+        assert scroll_width <= width, (
+            f"{self.page.url} is {scroll_width}px wide on a {width}px {self.viewport} screen; "
+            f"wider elements: {wider}")
 
     def screenshot(self, name: str) -> Path:
         """Save a full-page screenshot as ``<viewport>-<name>.png``; returns its path."""

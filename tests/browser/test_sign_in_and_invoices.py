@@ -98,3 +98,28 @@ def test_keyboard_only_sign_in_and_open_an_invoice(tab: Tab, live_server):
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Invoice {seeded.open_invoice}")
     tab.check("invoice")
+
+
+def test_filter_and_search_the_list_without_reloading(tab: Tab, live_server):
+    seeded = live_server.seeded
+    page = tab.page
+    tab.sign_in(seeded.alice)
+    tab.check("invoice-list")
+    listing = page.locator("#invoice-table")
+    page.evaluate("() => { window.notReloaded = true; }")  # gone if the page reloads
+
+    # On a phone the filters fold away under "More filters".
+    if not page.get_by_label("Status").is_visible():
+        page.get_by_text("More filters").click()
+    page.get_by_label("Status").select_option("paid")
+    expect(page).to_have_url(re.compile(r"status=paid"))
+    expect(listing.get_by_role("link", name=seeded.paid_invoice, exact=True)).to_be_visible()
+    expect(listing.get_by_role("link", name=seeded.open_invoice, exact=True)).to_have_count(0)
+    tab.check("paid-only")
+
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("Search by number or reference").fill("0003")
+    expect(page).to_have_url(re.compile(r"q=0003"))
+    expect(listing.get_by_role("link", name=re.compile(r"^INV-"))).to_have_text(["INV-2026-0003"])
+    tab.check("searched")
+    assert page.evaluate("() => window.notReloaded === true"), "the page reloaded"
