@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from portal.db import get_database
-from portal.models import Customer, Invoice, SigningMode
+from portal.models import Customer, Invoice, RequestStatus, SignatureRequest, SigningMode
 from portal.signing.context import SigningContext
 from portal.signing.reminders import remind_and_expire
 from portal.signing.requests import (
@@ -120,3 +120,49 @@ def remind_command(now) -> None:
     with get_database().session_scope() as session:
         result = remind_and_expire(session, context=context, actor=ACTOR, now=moment)
     click.echo(f"{result.reminded} signer(s) reminded, {result.expired} request(s) expired.")
+
+
+@signatures_group.command("list")
+@click.option("--status", type=click.Choice([s.value for s in RequestStatus]),
+              help="Only requests in this state.")
+@with_appcontext
+def list_command(status) -> None:
+    """The signature requests, newest first, with whose turn it is."""
+    with get_database().session_scope() as session:
+        query = sa.select(SignatureRequest).order_by(SignatureRequest.id.desc())
+        if status:
+            query = query.where(SignatureRequest.status == RequestStatus(status))
+        for request in session.scalars(query):
+            current = request.current_signer
+            turn = f"; waiting for {current.email}" if current else ""
+            click.echo(f"{request.id}\t{request.status.value}\t{request.title}\t"
+                       f"{len(request.signers)} signer(s){turn}")
+
+
+@signatures_group.command("show")
+@click.argument("request_id", type=int)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the signed PDF (with its certificate page) to this file.")
+@with_appcontext
+def show_command(request_id: int, out: Path | None) -> None:
+    """One request: its signers, their answers and the signed PDF's SHA-256."""
+    context = SigningContext.from_app()
+    with get_database().session_scope() as session:
+        request = session.get(SignatureRequest, request_id)
+        if request is None:
+            raise click.ClickException(f"there is no signature request {request_id}")
+        click.echo(f"{request.title} ({request.mode.value}): {request.status.value}; "
+                   f"expires {request.expires_at:%Y-%m-%d %H:%M} UTC")
+        click.echo(f"document {request.document_sha256}")
+        for signer in request.signers:
+            when = f" {signer.finished_at:%Y-%m-%d %H:%M}" if signer.finished_at else ""
+            reason = f": {signer.decline_reason}" if signer.decline_reason else ""
+            click.echo(f"  {signer.position}. {signer.email} {signer.status.value}{when}{reason}")
+        if request.signed_sha256:
+            click.echo(f"signed {request.signed_sha256}")
+            if out is not None:
+                out.write_bytes(context.store.get(session, request.signed_sha256))
+                click.echo(f"Wrote {out}")
+        elif out is not None:
+            raise click.ClickException("the request is not signed by everyone yet; "
+                                       "there is no signed PDF to write")

@@ -365,3 +365,25 @@ def test_the_invoice_page_and_the_menu_lead_to_the_request(app, client, session,
     assert b'href="/signatures">Documents to sign</a>' in page.data
     other = client.get("/invoices")
     assert b'href="/signatures">Documents to sign</a>' in other.data
+
+
+def test_a_customer_declines_in_the_portal_and_downloads_the_document(app, client, session,
+                                                                      world):
+    request = make_request(app, session, signers=["alice@example.com", "x@partner.example"])
+    sign_in(client, "alice@example.com")
+    page = client.get(f"/signatures/{request.id}")
+    document = client.get(f"/signatures/{request.id}/document.pdf")
+    assert document.status_code == 200
+    assert hashlib.sha256(document.data).hexdigest() == request.document_sha256
+    assert client.post(f"/signatures/{request.id}/decline",
+                       data={"decline-reason": "No"}).status_code == 400  # no CSRF token
+    response = client.post(f"/signatures/{request.id}/decline", data={
+        "csrf_token": csrf(page.data), "decline-reason": "Wrong address on it."})
+    assert response.status_code == 303
+    session.refresh(request)
+    assert request.status is RequestStatus.DECLINED
+    declined = events_for(session, "signature_request", str(request.id))[-1]
+    assert declined.payload["reason"] == "Wrong address on it."
+    assert declined.actor.startswith("portal:user:")
+    after = client.get(f"/signatures/{request.id}")
+    assert b"Declined" in after.data and b'name="consent"' not in after.data

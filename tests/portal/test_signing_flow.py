@@ -77,7 +77,7 @@ def _sign(client, link: str, **fields) -> int:
                        ).status_code
 
 
-def test_two_signers_sign_in_order_from_their_emails(herald, smtp_peer):
+def test_two_signers_sign_in_order_from_their_emails(herald, smtp_peer, tmp_path):
     runner = herald.test_cli_runner()
     created = runner.invoke(args=[
         "signatures", "request", "INV-1", "--signer", "anna@customer.example",
@@ -91,6 +91,8 @@ def test_two_signers_sign_in_order_from_their_emails(herald, smtp_peer):
     assert anna_mail["Subject"] == "Te ondertekenen: INV-1"  # the customer's language
     assert _mails_to(smtp_peer, "ben@customer.example") == []  # not his turn yet
 
+    waiting = runner.invoke(args=["signatures", "list"])
+    assert "waiting for anna@customer.example" in waiting.output
     client = herald.test_client()
     assert _sign(client, _link(anna_mail), typed_name="Anna Peeters") == 303
     _dispatch(herald)
@@ -113,6 +115,13 @@ def test_two_signers_sign_in_order_from_their_emails(herald, smtp_peer):
     assert [e.payload["email"] for e in signed] == ["anna@customer.example",
                                                     "ben@customer.example"]
     assert signed[1].payload["drawn_sha256"] and signed[1].payload["typed_name"] is None
+    shown = runner.invoke(args=["signatures", "show", "1", "--out", str(tmp_path / "s.pdf")])
+    assert shown.exit_code == 0, shown.output
+    assert "1. anna@customer.example signed" in shown.output
+    assert f"signed {request.signed_sha256}" in shown.output
+    assert (tmp_path / "s.pdf").read_bytes() == pdf
+    listed = runner.invoke(args=["signatures", "list", "--status", "completed"])
+    assert listed.output.startswith("1\tcompleted\tINV-1\t2 signer(s)")
     text = re.sub(r"\s+", " ", PdfReader(io.BytesIO(pdf)).pages[-1].extract_text())
     assert "anna@customer.example" in text and "ben@customer.example" in text
     assert "Factuur INV-1" in text  # the certificate speaks the customer's language
