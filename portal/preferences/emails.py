@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from distribution.channels.base import ChannelName
-from distribution.events import record_event
+from distribution.events import Event, record_event
 from distribution.recipients import Address, Recipient, add_address, mark_dead
 from distribution.sqltypes import utcnow
 from portal.models import Customer, CustomerEmailAddress
@@ -29,6 +29,9 @@ TOKEN_LIFETIME = timedelta(hours=48)
 # A customer may ask for the link again, but not flood an inbox with them.
 RESEND_INTERVAL = timedelta(minutes=2)
 MAX_PENDING = 5
+# Each addition emails someone: a signed-in account must not become a way to send mail to
+# any address it likes, so additions are counted per customer per day.
+MAX_ADDITIONS_PER_DAY = 10
 REMOVED_REASON = "removed by the customer"
 
 
@@ -86,6 +89,11 @@ def add_email(session: Session, customer: Customer, recipient: Recipient, email:
         CustomerEmailAddress.verified_at.is_(None), CustomerEmailAddress.removed_at.is_(None)))
     if pending >= MAX_PENDING:
         raise EmailAddressError("too many pending")
+    added_today = session.scalar(sa.select(sa.func.count()).select_from(Event).where(
+        Event.subject_type == "recipient", Event.subject_key == recipient.recipient_key,
+        Event.kind == "email.added", Event.at > utcnow() - timedelta(days=1)))
+    if added_today >= MAX_ADDITIONS_PER_DAY:
+        raise EmailAddressError("too many today")
     if row is None:
         row = CustomerEmailAddress(customer_id=customer.id, email=email)
         session.add(row)

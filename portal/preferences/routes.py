@@ -185,6 +185,8 @@ def add_email() -> Any:
             "already verified": _("This address is already in use for your messages."),
             "already pending": _("We already sent a link to this address; open it, or "
                                  "press “Send the link again” below."),
+            "too many today": _("You added many addresses today; please try again "
+                                "tomorrow."),
         }.get(str(exc), _("You have several addresses waiting for confirmation; confirm or "
                           "remove one of them first."))]
         return _page(422, email_form=form)

@@ -109,8 +109,10 @@ def save_settings(session: Session, recipient: Recipient, new: dict[str, Channel
                   actor: str) -> list[str]:
     """Save every changed choice through ``set_preference``; return the changed keys.
 
-    A type on "same as general" is saved with no channels and the general
-    attachments, so a later change of the general choice carries over to it.
+    A type on "same as general" needs no row (the resolver then reads the general
+    one); where it has one, it is saved with no channels and the general
+    attachments, so it keeps following the general choice. Only real changes are
+    events: a new general choice is one event, not one per type following it.
     Mandatory types cannot be switched off (``ValueError``).
     """
     kinds = {k.code: k for k in message_types(session)}
@@ -118,30 +120,30 @@ def save_settings(session: Session, recipient: Recipient, new: dict[str, Channel
         if setting.mode == OFF and kinds[code].mandatory:
             raise ValueError(f"{code} is mandatory and cannot be switched off")
     old = current_settings(session, recipient)
+    rows = preference_rows(session, recipient)
     general = new.get(ALL_TYPES, old[ALL_TYPES])
     changed: list[str] = []
     for code in (ALL_TYPES, *MESSAGE_TYPE_CODES):
         setting = new.get(code, old[code])
         if setting.mode == GENERAL:
             setting = ChannelSetting(GENERAL, (), general.attachments)
-        if setting == old[code] and _row_exists(session, recipient, code):
+            if old[code].mode == GENERAL:
+                row = rows.get(code)
+                if row is not None and list(row.email_attachments or []) != list(
+                        general.attachments):
+                    set_preference(session, recipient, code, [],
+                                   email_attachments=list(general.attachments))
+                continue
+        elif setting == old[code]:
             continue
         set_preference(session, recipient, code, list(setting.channels),
                        email_attachments=list(setting.attachments),
                        opted_out=setting.mode == OFF)
-        if setting != old[code]:
-            record_event(session, "recipient", recipient.recipient_key, "preference.changed",
-                         {"message_type": code, "old": old[code].as_payload(),
-                          "new": setting.as_payload()}, actor=actor)
-            changed.append(code)
+        record_event(session, "recipient", recipient.recipient_key, "preference.changed",
+                     {"message_type": code, "old": old[code].as_payload(),
+                      "new": setting.as_payload()}, actor=actor)
+        changed.append(code)
     return changed
-
-
-def _row_exists(session: Session, recipient: Recipient, code: str) -> bool:
-    # A type on "general" without a row is already right only if its attachments match;
-    # writing the row keeps them in step with the general choice.
-    return session.scalar(sa.select(sa.func.count()).select_from(Preference).where(
-        Preference.recipient_id == recipient.id, Preference.message_type == code)) > 0
 
 
 def explain(kind: MessageType, preferences: dict[str, Preference], addresses: list[Address],

@@ -16,6 +16,7 @@ from distribution.recipients import Address, add_address
 from distribution.sqltypes import utcnow
 from portal.db import get_database
 from portal.models import CustomerEmailAddress
+from portal.preferences import emails
 from portal.preferences.emails import token_digest
 from portal.preferences.verification_mail import send_verification, verification_task
 from portal.queue import get_huey
@@ -95,7 +96,7 @@ def test_saving_channels_goes_through_distribution_and_records_who_old_and_new(
     assert rows["invoice"].channels == ["peppol", "email"]
     assert rows["invoice"].email_attachments == []
     assert rows["reminder"].opted_out is True
-    assert rows["receipt"].channels == [] and rows["receipt"].email_attachments == ["pdf", "ubl"]
+    assert "receipt" not in rows  # "as my general choice" needs no row of its own
     # What the engine will do: no push subscription and no Peppol ID yet, so email.
     invoice = resolve(session, recipient, "invoice")
     assert [c.channel for c in invoice.choices] == [ChannelName.EMAIL]
@@ -106,8 +107,8 @@ def test_saving_channels_goes_through_distribution_and_records_who_old_and_new(
 
     changes = {e.payload["message_type"]: e
                for e in events_of(session, "preference.changed", recipient_key(alice))}
-    assert set(changes) == {"*", "invoice", "credit_note", "reminder", "receipt",
-                            "signature_request", "notice"}
+    # One event per real change: the types that follow the general choice log nothing.
+    assert set(changes) == {"*", "invoice", "reminder"}
     assert changes["*"].payload["old"]["channels"] == ["email", "portal"]
     assert changes["*"].payload["new"]["channels"] == ["web_push", "email"]
     assert changes["reminder"].payload["new"]["mode"] == "off"
@@ -125,6 +126,38 @@ def test_saving_channels_goes_through_distribution_and_records_who_old_and_new(
            "invoice-pdf": None, "reminder-mode": "off"}))
     assert again.status_code == 302
     assert len(events_of(session, "preference.changed")) == count
+
+
+def test_a_type_put_back_on_general_follows_later_general_changes(
+        alice_client, session, customers):
+    alice, _bob = customers
+    own = {"invoice-mode": "custom", "invoice-first": "portal", "invoice-pdf": None}
+    alice_client.post("/preferences/channels",
+                      data=channel_form(csrf_token(alice_client, "/preferences"), **own))
+    alice_client.post("/preferences/channels", data=channel_form(
+        csrf_token(alice_client, "/preferences"), **own, **{"general-first": "web_push",
+                                                            "general-ubl": "y"}))
+    recipient = sync_customer(session, alice, actor="test")
+    invoice = resolve(session, recipient, "invoice")
+    assert [c.channel for c in invoice.choices] == [ChannelName.PORTAL]  # still its own
+    alice_client.post("/preferences/channels", data=channel_form(
+        csrf_token(alice_client, "/preferences"), **{"general-first": "web_push",
+                                                     "general-second": "email",
+                                                     "general-ubl": "y"}))
+    invoice = resolve(session, recipient, "invoice")
+    # Back on general: the general channels (web push has no subscription, so email) and
+    # the general attachments, although its row once said otherwise.
+    assert [c.channel for c in invoice.choices] == [ChannelName.EMAIL]
+    assert invoice.email_attachments == ["pdf", "ubl"]
+    [back] = [e for e in events_of(session, "preference.changed", recipient_key(alice))
+              if e.payload["message_type"] == "invoice" and e.payload["new"]["mode"] == "general"]
+    assert back.payload["old"]["channels"] == ["portal"]
+    # Its row stays in step when the general attachments change again, without an event.
+    count = len(events_of(session, "preference.changed"))
+    alice_client.post("/preferences/channels", data=channel_form(
+        csrf_token(alice_client, "/preferences"), **{"general-first": "email"}))
+    assert resolve(session, recipient, "invoice").email_attachments == ["pdf"]
+    assert len(events_of(session, "preference.changed")) == count + 1  # the general one
 
 
 def test_a_mandatory_type_cannot_be_switched_off_and_nothing_is_half_saved(
@@ -279,3 +312,14 @@ def test_app_devices_are_listed_and_removable_but_only_ones_own(
     session.refresh(bobs)
     assert phone.dead_since is not None and bobs.dead_since is None
     assert "Pixel 8" not in alice_client.get("/preferences").data.decode()
+
+
+def test_additions_are_limited_per_day_so_the_page_cannot_be_used_to_send_mail(
+        session, customers):
+    alice, _bob = customers
+    recipient = sync_customer(session, alice, actor="test")
+    for n in range(emails.MAX_ADDITIONS_PER_DAY):
+        row = emails.add_email(session, alice, recipient, f"a{n}@alice.example", actor="test")
+        emails.remove_pending(session, row, actor="test")
+    with pytest.raises(emails.EmailAddressError, match="too many today"):
+        emails.add_email(session, alice, recipient, "one-more@alice.example", actor="test")
