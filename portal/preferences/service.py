@@ -164,12 +164,13 @@ def explain(kind: MessageType, preferences: dict[str, Preference], addresses: li
                channels=_join([names[c] for c in used]))]
     for choice in resolution.choices:
         if choice.fallback_for is not None:
-            parts.append(_("%(missing)s is not set up yet, so %(used)s stands in.",
+            parts.append(_("Because %(missing)s is not set up yet, %(used)s stands in.",
                            missing=names[choice.fallback_for], used=names[choice.channel]))
     skipped = [names[c] for c, _reason in resolution.unavailable
                if all(ch.fallback_for is not c for ch in resolution.choices)]
     if skipped:
-        parts.append(_("%(channels)s: not set up yet, skipped.", channels=_join(skipped)))
+        parts.append(_("Skipped because not set up yet: %(channels)s.",
+                       channels=_join(skipped)))
     next_channel = _next_in_order(kind, preferences, addresses, used)
     if next_channel is not None and used and used[0] is not ChannelName.PORTAL:
         parts.append(_("If %(first)s fails, we use %(next)s.", first=names[used[0]],
