@@ -19,7 +19,7 @@ from portal.extensions import csrf, htmx, login_manager
 SETTING_PREFIXES = (
     "DATABASE_URL", "SECRET_KEY", "HUEY_URL", "EINVOICE_", "HERALD_", "SESSION_LIFETIME_",
     "IMPORT_", "DOCUMENT_STORE", "MAIL_", "SMTP_", "DKIM_", "VAPID_", "WEB_PUSH_", "FCM_",
-    "PEPPOL_", "SIGNING_",
+    "PEPPOL_", "SIGNING_", "STRIPE_", "PAY_LINK_",
 )
 
 
@@ -69,6 +69,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from portal import preferences  # how we reach you, the manifest, the service worker
     app.register_blueprint(preferences.bp)
     app.register_blueprint(ops.bp)
+    from portal import pay
+
+    pay.init_app(app)  # review & pay links, payment providers, their webhook
     from portal import signing
 
     signing.init_app(app)

@@ -58,6 +58,14 @@ class Settings:
     signing_key_password: str | None = field(default=None, repr=False)
     signing_remind_hours: int = 48
     signing_expire_days: int = 30
+    # Paying: "review & pay" links live this many days past the due date (at most
+    # MAX_PAY_LINK_DAYS); Stripe is on only with its key; bank transfer needs the seller's IBAN.
+    pay_link_days_after_due: int = 30
+    payment_providers: tuple[str, ...] = ("stripe", "bank_transfer")
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    # Stripe's API address, only ever replaced by tests (a local stand-in).
+    stripe_api_base: str | None = None
 
     @classmethod
     def from_env(cls, instance_path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +100,11 @@ class Settings:
             peppol_api_token=env.get("PEPPOL_API_TOKEN") or None,
             release_lease_seconds=_positive_int(env, "HERALD_RELEASE_LEASE_SECONDS", 300),
             send_lease_seconds=_positive_int(env, "HERALD_SEND_LEASE_SECONDS", 120),
+            pay_link_days_after_due=_pay_link_days(env),
+            payment_providers=_payment_providers(env),
+            stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
+            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+            stripe_api_base=_http_url(env, "STRIPE_API_BASE"),
             signing_key_file=_path(env, "SIGNING_KEY_FILE", must_exist=True),
             signing_key_password=env.get("SIGNING_KEY_PASSWORD") or None,
             signing_remind_hours=_positive_int(env, "SIGNING_REMIND_HOURS", 48),
@@ -176,3 +189,27 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise ConfigError(f"{name}={env[name]!r} must be true or false")
+
+
+MAX_PAY_LINK_DAYS = 120
+PAYMENT_PROVIDERS = ("stripe", "bank_transfer")
+
+
+def _pay_link_days(env: Mapping[str, str]) -> int:
+    days = _positive_int(env, "PAY_LINK_DAYS_AFTER_DUE", 30)
+    if days > MAX_PAY_LINK_DAYS:
+        raise ConfigError(f"PAY_LINK_DAYS_AFTER_DUE={days} is too long; a review & pay link "
+                          f"lives at most {MAX_PAY_LINK_DAYS} days past the due date")
+    return days
+
+
+def _payment_providers(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("HERALD_PAYMENT_PROVIDERS")
+    if raw is None or not raw.strip():
+        return PAYMENT_PROVIDERS
+    names = tuple(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
+    unknown = [n for n in names if n not in PAYMENT_PROVIDERS]
+    if unknown:
+        raise ConfigError(f"HERALD_PAYMENT_PROVIDERS={raw!r} names {', '.join(unknown)}; "
+                          f"choose from {', '.join(PAYMENT_PROVIDERS)}, comma-separated")
+    return names

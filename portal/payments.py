@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 
@@ -9,7 +10,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from distribution.events import record_event
-from portal.models import Invoice, InvoiceStatus, Payment, PaymentKind, PaymentMethod
+from einvoice.creditor_reference import format_creditor_reference, is_valid_creditor_reference
+from portal.models import (
+    DocumentKind,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentKind,
+    PaymentMethod,
+)
 
 # Statuses that payments move between; void, disputed and draft are set by people, not by money.
 PAYMENT_DRIVEN = {InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID}
@@ -80,3 +89,35 @@ def status_for(payable: Decimal, paid: Decimal) -> InvoiceStatus:
     if paid >= payable:
         return InvoiceStatus.PAID
     return InvoiceStatus.PARTIALLY_PAID
+
+
+def open_balance(session: Session, invoice: Invoice) -> Decimal:
+    """What is still to pay: the amount due minus payments (net of refunds) and credit notes."""
+    from portal.rendering import credited_amount  # rendering pulls in the PDF code
+
+    balance = invoice.payable_amount - amount_paid(session, invoice) \
+        - credited_amount(session, invoice)
+    return max(balance, Decimal("0.00"))
+
+
+def match_by_reference(session: Session, organisation_id: int, reference: str | None
+                       ) -> Invoice | None:
+    """The seller's issued invoice whose payment reference is ``reference``, or None.
+
+    Bank lines carry the reference as the payer typed or scanned it: spaces and
+    case do not matter. An RF reference whose check digits are wrong matches
+    nothing (it is a typo, and the nearest invoice would be a guess), nor does a
+    reference two invoices share.
+    """
+    compact = re.sub(r"\s", "", reference or "").upper()
+    if not compact or len(compact) > 140:
+        return None
+    if compact.startswith("RF") and not is_valid_creditor_reference(compact):
+        return None
+    # Stored as imported: compact, or in the groups of four people write.
+    forms = {compact, format_creditor_reference(compact)}
+    candidates = session.scalars(sa.select(Invoice).where(
+        Invoice.organisation_id == organisation_id, Invoice.kind == DocumentKind.INVOICE,
+        Invoice.ubl_sha256.is_not(None),
+        sa.func.upper(Invoice.payment_reference).in_(forms)).limit(2)).all()
+    return candidates[0] if len(candidates) == 1 else None

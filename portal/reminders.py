@@ -192,7 +192,7 @@ def reminder_spec(session: Session, invoice: Invoice, stage: Stage, policy: Remi
     language = customer.language if customer.language in PDF_NOTICES else "en"
     locale = LOCALES.get(customer.language, "en_IE")
     fees = policy.fees_for(sent_offsets | {stage.offset_days})
-    link = review_url(public_url, invoice)
+    link = _pay_link(session, invoice, public_url)
     overdue = today > invoice.due_date
     parameters = {
         "customer_name": customer.name,
@@ -223,6 +223,14 @@ def reminder_spec(session: Session, invoice: Invoice, stage: Stage, policy: Remi
     return MessageSpec(recipient_key=recipient_key(customer),
                        subject_key=f"{reminder_prefix(invoice)}{stage.offset_days}",
                        parameters=parameters, link=link, pdf_sha256=pdf_sha256)
+
+
+def _pay_link(session: Session, invoice: Invoice, public_url: str) -> str:
+    # Each reminder carries a "review & pay" link of its own (see portal.pay.links).
+    from portal.pay.links import issue_link, link_url
+
+    _, token = issue_link(session, invoice, days=30, purpose="message", actor="herald:reminders")
+    return link_url(public_url, token)
 
 
 def cancel_stopped(session: Session, *, actor: str) -> int:

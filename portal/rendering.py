@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -112,8 +111,15 @@ def status_label(session: Session, invoice: Invoice, today: date | None = None) 
 
 
 def review_url(public_url: str, invoice: Invoice) -> str:
-    """The link printed as "review and pay": the invoice's page in the portal."""
-    return f"{public_url.rstrip('/')}/invoices/{quote(invoice.number, safe='')}"
+    """The link printed as "review and pay": the invoice's stable address.
+
+    The PDF is frozen, so it carries no expiring token: the address shows the
+    invoice to its signed-in owner and otherwise offers a fresh link by email
+    (see :mod:`portal.pay.links`).
+    """
+    from portal.pay.links import stable_url  # the pay package imports this module's models
+
+    return stable_url(public_url, invoice)
 
 
 def _document(invoice: Invoice) -> einvoice.Document:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -119,7 +120,7 @@ def test_the_final_notice_goes_once_with_its_fee_in_words_and_on_the_pdf(herald,
     assert "Dit is onze laatste herinnering voor factuur INV-1" in body
     assert "herinneringskost van € 7,50, waarmee het totaal € 127,65 wordt" in body
     assert "uiterlijk op 9 december 2026" in body
-    assert "https://portal.example/invoices/INV-1" in body
+    assert re.search(r"https://portal\.example/pay/t/[\w-]+", body)  # a link of its own
     assert mails["c2@example.com"]["Subject"] == "Final notice: invoice INV-2 is overdue"
     assert mails["c3@example.com"]["Subject"] == (
         "Último aviso: la factura INV-3 está vencida")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from datetime import date, timedelta
 from decimal import Decimal
@@ -72,7 +73,7 @@ def test_renders_stores_and_records_the_pdf_once(session, org, invoice, monkeypa
     pdf = store.get(session, digest)
     text = _pdf_text(pdf)
     assert "INV-1" in text and "120,15" in text  # Dutch: the customer's language
-    assert "Factuur" in text and "portal.example/invoices/INV-1" in text
+    assert "Factuur" in text and f"portal.example/pay/{invoice.id}-" in text  # stable address
     # PDF/A-3b with the stored UBL inside, byte for byte
     attachments = PdfReader(BytesIO(pdf)).attachments
     assert attachments == {"INV-1.xml": [store.get(session, invoice.ubl_sha256)]}
@@ -138,7 +139,9 @@ def test_branding_language_and_link(session, org, invoice):
     assert pdf_language("nl-BE") == "nl" + "-BE" and pdf_language("fr") == "en"
     assert pdf_language(None) == "en"
     invoice.number = "2026/10 A"
-    assert review_url(PUBLIC_URL + "/", invoice) == PUBLIC_URL + "/invoices/2026%2F10%20A"
+    # The PDF's link is the invoice's stable address (portal.pay.links), not a token.
+    assert re.fullmatch(re.escape(PUBLIC_URL) + rf"/pay/{invoice.id}-[0-9a-f]{{16}}",
+                        review_url(PUBLIC_URL + "/", invoice))
 
 
 def test_batches_and_unrendered_ids(session, org):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -106,7 +107,10 @@ def test_a_run_reaches_email_peppol_and_the_portal(herald, smtp_peer, tmp_path):
     assert anna_mail["Content-Language"] == "nl"
     body = anna_mail.get_body(("plain",)).get_content()
     assert "€ 120,15" in body.replace("\xa0", " ")
-    assert "https://portal.example/invoices/INV-1" in body
+    # A "review & pay" link of its own, which opens INV-1 without a password.
+    link = re.search(r"https://portal\.example(/pay/t/[\w-]+)", body).group(1)
+    opened = herald.test_client().get(link)
+    assert opened.status_code == 302 and opened.location.startswith("/pay/")
 
     contact = runner.invoke(args=["contacts", "record", "C1", "--invoice", "INV-1"])
     assert contact.output.strip() == "Contact recorded against wave 1."
