@@ -10,7 +10,7 @@ Importing this package does not import WeasyPrint; the first render does.
 """
 
 from einvoice.pdf.branding import Branding
-from einvoice.pdf.epc import epc_qr_payload, epc_qr_svg
+from einvoice.pdf.epc import epc_qr_payload, epc_qr_png, epc_qr_svg
 from einvoice.pdf.labels import SUPPORTED_LANGUAGES
 from einvoice.pdf.render import epc_payload_for, render_html, render_pdf
 
@@ -19,6 +19,7 @@ __all__ = [
     "Branding",
     "epc_payload_for",
     "epc_qr_payload",
+    "epc_qr_png",
     "epc_qr_svg",
     "render_html",
     "render_pdf",

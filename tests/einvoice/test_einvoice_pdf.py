@@ -209,9 +209,9 @@ def test_credit_note_and_foreign_currency_get_no_qr(invoice, credit_note):
         invoice, totals=replace(invoice.totals, prepaid=Decimal("1444.56"), payable=Decimal("0.00"))
     )
     assert epc_payload_for(paid) is None
-    assert "<svg" in render_html(invoice, BRANDING)
-    assert "<svg" not in render_html(invoice, BRANDING, status="paid")
-    assert "<svg" not in render_html(credit_note, BRANDING)
+    assert 'class="qr-code"' in render_html(invoice, BRANDING)
+    assert 'class="qr-code"' not in render_html(invoice, BRANDING, status="paid")
+    assert 'class="qr-code"' not in render_html(credit_note, BRANDING)
 
 
 def test_epc_payload_lines_are_exact():
@@ -384,3 +384,53 @@ def test_unit_names():
     assert unit_name("HUR", "nl", plural=True) == "uur"
     assert unit_name("E34", "es", plural=True) == "GB"
     assert unit_name("XYZ", "en", plural=True) == "XYZ"
+
+
+# --- How the PDF is rendered quickly: XHTML read by expat, a small UA stylesheet, QR as PNG ---
+
+
+def test_the_template_is_well_formed_xhtml_whatever_the_content(invoice, credit_note):
+    from dataclasses import replace
+    from xml.etree import ElementTree
+
+    awkward = replace(invoice, notes=['Fish & chips <"quoted"> \'single\' ]]> &amp;'])
+    awkward.buyer.name = "A & B <Holding>"
+    for doc, status in ((awkward, None), (credit_note, "paid"), (invoice, "overdue")):
+        for language in ("en", "nl", "es"):
+            html = render_html(doc, BRANDING, language, review_url=REVIEW_URL, status=status,
+                               notice="Fee & <costs>")
+            ElementTree.fromstring(html)  # the fast path: no fallback to the HTML5 parser
+
+
+@needs_pdftotext
+def test_lays_out_as_weasyprint_does_with_its_own_parser_and_stylesheet(invoice, tmp_path):
+    import weasyprint
+
+    from einvoice.pdf.render import _engine, _page_class
+
+    fonts, stylesheet, fetcher = _engine()
+    html = render_html(invoice, BRANDING, "nl", review_url=REVIEW_URL)
+    ours = render_pdf(invoice, BRANDING, "nl", review_url=REVIEW_URL)
+    stock = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(
+        stylesheets=[stylesheet], font_config=fonts)
+    assert pdf_text(ours, tmp_path) == pdf_text(stock, tmp_path)
+    # HTML that is not XHTML still renders, through WeasyPrint's HTML5 parser
+    page = _page_class()(html.replace("<br/>", "<br>"), fetcher)
+    fallback = page.write_pdf(stylesheets=[stylesheet], font_config=fonts)
+    assert pdf_text(fallback, tmp_path) == pdf_text(stock, tmp_path)
+
+
+def test_the_qr_image_in_the_pdf_is_the_epc_code(invoice):
+    import segno
+    from pypdf import PdfReader
+
+    pdf = render_pdf(invoice, BRANDING, "nl")
+    payload = epc_payload_for(invoice)
+    matrix = segno.make(payload, error="m", micro=False, encoding="utf-8",
+                        boost_error=False).matrix
+    (image,) = [i for i in PdfReader(BytesIO(pdf)).pages[0].images if i.image.size[0] < 100]
+    pixels = image.image.convert("L")
+    assert pixels.size == (len(matrix), len(matrix))
+    dark = [[pixels.getpixel((x, y)) < 128 for x in range(len(matrix))]
+            for y in range(len(matrix))]
+    assert dark == [[bool(bit) for bit in row] for row in matrix]
