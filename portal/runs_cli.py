@@ -273,6 +273,34 @@ def audit_group() -> None:
     """Evidence checks."""
 
 
+@audit_group.command("trail")
+@click.argument("number")
+@click.option("--customer", help="The customer's number, when sellers share invoice numbers.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of lines.")
+@with_appcontext
+def audit_trail(number: str, customer: str | None, as_csv: bool) -> None:
+    """What happened to invoice NUMBER: every event from creation to delivery and payment."""
+    from portal.audit_trail import describe, find_invoice, invoice_trail, trail_csv
+
+    with get_database().session_scope() as session:
+        found = find_invoice(session, number, customer=customer)
+        if not found:
+            raise click.ClickException(f"there is no document {number!r}"
+                                       + (f" for customer {customer!r}" if customer else ""))
+        if len(found) > 1:
+            raise click.ClickException(f"{len(found)} documents are numbered {number!r}; "
+                                       "name the customer with --customer")
+        entries = invoice_trail(session, found[0])
+        if as_csv:
+            click.echo(trail_csv(entries), nl=False)
+            return
+        for entry in entries:
+            event = entry.event
+            click.echo(f"{event.at:%Y-%m-%d %H:%M:%S}  {entry.about:<32} {event.kind:<24} "
+                       f"{event.actor:<28} {describe(event)}")
+        click.echo(f"{len(entries)} events.")
+
+
 @audit_group.command("verify")
 @with_appcontext
 def audit_verify() -> None:

@@ -176,3 +176,27 @@ def test_the_portal_inbox_shows_news_and_opening_the_invoice_marks_it_viewed(her
         states = {d.channel.value: d.state for d in session.scalars(sa.select(Delivery))
                   if d.message.recipient.name == "Anna Peeters"}
     assert states == {"email": DeliveryState.VIEWED, "portal": DeliveryState.VIEWED}
+
+
+def test_the_audit_trail_tells_what_happened_to_an_invoice(herald, smtp_peer):
+    runner = herald.test_cli_runner()
+    runner.invoke(args=["runs", "create", "--rate", "6000", "--window", "0-24", "--weekends",
+                        "--start"])
+    _dispatch(herald)
+    trail = runner.invoke(args=["audit", "trail", "INV-1"])
+    assert trail.exit_code == 0, trail.output
+    lines = trail.output.splitlines()
+    kinds = [re.search(r"\s([a-z_]+\.[a-z_]+)\s", line).group(1) for line in lines[:-1]]
+    # From creation to delivery: the invoice, its message, each of its two deliveries.
+    assert kinds[:2] == ["invoice.imported", "invoice.issued"]
+    assert "preference.resolved" in kinds
+    assert kinds.count("delivery.planned") == 2 and kinds.count("delivery.sent") == 2
+    assert any("(email)" in line and "delivery.sent" in line for line in lines)
+    assert not any("INV-2" in line for line in lines)  # another customer's invoice
+    assert lines[-1] == f"{len(kinds)} events."
+
+    exported = runner.invoke(args=["audit", "trail", "INV-1", "--csv"]).output.splitlines()
+    assert exported[0] == "event_id,at,about,kind,actor,details,hash"
+    assert len(exported) == len(kinds) + 1
+    missing = runner.invoke(args=["audit", "trail", "INV-404"])
+    assert missing.exit_code != 0 and "there is no document 'INV-404'" in missing.output
