@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from distribution.documents import DocumentFormat
 from distribution.events import record_event
+from distribution.inbox import mark_viewed
 from distribution.runs import cancel_pending_for_subject
 from distribution.sqltypes import utcnow
 from portal.models import (
@@ -29,7 +30,7 @@ from portal.models import (
 )
 from portal.signing.certificate import Certificate, SignerEvidence, signed_pdf
 from portal.signing.context import SigningContext
-from portal.signing.requests import SUBJECT, SigningError, ask
+from portal.signing.requests import SUBJECT, SigningError, ask, recipient_key_for
 from portal.signing.titles import document_title
 from portal.signing.tokens import token_sha256
 
@@ -76,10 +77,13 @@ def closed_reason(signer: Signer, now: datetime | None = None) -> str | None:
 
 
 def record_view(session: Session, signer: Signer, visit: Visit) -> None:
-    """Note the first time the signer opened the request."""
+    """Note the first time the signer opened the request; its messages count as viewed."""
     if signer.viewed_at is not None:
         return
     signer.viewed_at = utcnow()
+    subject = f"signature:{signer.request_id}:{signer.position}"
+    mark_viewed(session, recipient_key_for(signer.email), [subject],
+                reminder_prefix=f"{subject}:reminder:", actor=visit.actor)
     record_event(session, SUBJECT, str(signer.request_id), "signature.viewed", {
         "position": signer.position, "email": signer.email, "ip_address": visit.ip_address,
         "user_agent": visit.user_agent}, actor=visit.actor)

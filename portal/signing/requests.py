@@ -26,6 +26,7 @@ from distribution.sqltypes import utcnow
 from portal.models import (
     Customer,
     Invoice,
+    InvoiceStatus,
     RequestStatus,
     SignatureRequest,
     Signer,
@@ -62,6 +63,8 @@ def request_invoice_signatures(session: Session, invoice: Invoice, signers: list
                                *, mode: SigningMode, consent_text: str, actor: str,
                                context: SigningContext) -> SignatureRequest:
     """Ask ``signers``, in order, to sign or acknowledge the PDF of an issued invoice."""
+    if invoice.status is InvoiceStatus.VOID:
+        raise SigningError(f"{invoice.number} is void; a void document cannot be signed")
     try:
         pdf_sha256 = render_invoice_pdf(session, invoice, context.store,
                                         public_url=context.public_url, actor=actor)

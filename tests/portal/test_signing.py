@@ -387,3 +387,12 @@ def test_a_customer_declines_in_the_portal_and_downloads_the_document(app, clien
     assert declined.actor.startswith("portal:user:")
     after = client.get(f"/signatures/{request.id}")
     assert b"Declined" in after.data and b'name="consent"' not in after.data
+
+
+def test_a_void_invoice_cannot_be_signed(app, session, world):
+    from portal.models import InvoiceStatus
+
+    voided = invoice(session, "INV-A1")
+    voided.status = InvoiceStatus.VOID
+    with pytest.raises(SigningError, match="INV-A1 is void"):
+        make_request(app, session)

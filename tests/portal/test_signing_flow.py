@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
+from distribution.deliveries import Delivery, Message
 from distribution.documents import DatabaseStore
 from distribution.events import events_for, verify_chain
 from portal import create_app
@@ -95,6 +96,10 @@ def test_two_signers_sign_in_order_from_their_emails(herald, smtp_peer, tmp_path
     assert "waiting for anna@customer.example" in waiting.output
     client = herald.test_client()
     assert _sign(client, _link(anna_mail), typed_name="Anna Peeters") == 303
+    with get_database(herald).session_scope() as session:
+        anna_states = {d.channel.value: d.state.value for d in session.scalars(
+            sa.select(Delivery).join(Message).where(Message.subject_key == "signature:1:1"))}
+    assert anna_states["email"] == "viewed"  # opening the link counts as viewing the email
     _dispatch(herald)
     (ben_mail,) = _mails_to(smtp_peer, "ben@customer.example")
     assert _link(ben_mail) != _link(anna_mail)
