@@ -6,7 +6,7 @@ STAMP := $(VENV)/.herald-installed
 # The PostgreSQL run of the suite; each run works in a schema of its own.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-sqlite test-postgres lint vendor clean catalogs
+.PHONY: install demo test test-sqlite test-postgres lint vendor clean catalogs translations
 
 install: $(STAMP) static/vendor/.copied catalogs
 
@@ -14,6 +14,20 @@ install: $(STAMP) static/vendor/.copied catalogs
 catalogs: $(STAMP)
 	@if ls portal/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
 	  $(BIN)/pybabel compile --statistics -d portal/translations 2>&1 | grep -v '^$$' || true; fi
+
+# After changing user-visible text: collect every marked string into messages.pot, then merge
+# it into each language's .po (new strings arrive empty; tests fail until they are translated).
+TRANSLATED_LANGUAGES := nl es
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l --add-comments=Translators: \
+	  --project=Herald -o portal/translations/messages.pot .
+	@for lang in $(TRANSLATED_LANGUAGES); do \
+	  if [ -f portal/translations/$$lang/LC_MESSAGES/messages.po ]; then \
+	    $(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -l $$lang \
+	      -i portal/translations/messages.pot -d portal/translations; \
+	  else \
+	    $(BIN)/pybabel init -l $$lang -i portal/translations/messages.pot -d portal/translations; \
+	  fi; done
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from portal import db
+from portal import db, security_headers
 from portal.config import Settings
 from portal.extensions import csrf, htmx, login_manager
 
@@ -62,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     formatting.init_app(app)
     i18n.init_app(app)
+    security_headers.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(invoices.bp)
     app.register_blueprint(disputes.bp)
