@@ -188,9 +188,10 @@ def _signing_page(signer: Signer, *, urls: dict[str, str]):
             try:
                 sign(session, signer, _visit(), typed_name=form.typed_name.data,
                      drawn_png=form.drawn_png, context=SigningContext.from_app())
-            except SigningError as exc:
+            except SigningError:
+                # Answered meanwhile (a second tab, a double submit): nothing was written.
                 return render_template("signing/closed.html", signer=signer,
-                                       reason="closed", message=str(exc)), 409
+                                       reason="closed"), 409
             return redirect(urls["sign"], 303)
         status = 422
     else:
@@ -207,9 +208,8 @@ def _decline(signer: Signer, *, after: str, urls: dict[str, str]):
     if decline_form.validate_on_submit():
         try:
             decline(db_session(), signer, _visit(), reason=decline_form.reason.data)
-        except SigningError as exc:
-            return render_template("signing/closed.html", signer=signer, reason="closed",
-                                   message=str(exc)), 409
+        except SigningError:
+            return render_template("signing/closed.html", signer=signer, reason="closed"), 409
         return redirect(after, 303)
     return render_template("signing/sign.html", signer=signer, req=signer.request,
                            form=SignForm(formdata=None), decline_form=decline_form,

@@ -396,3 +396,21 @@ def test_a_void_invoice_cannot_be_signed(app, session, world):
     voided.status = InvoiceStatus.VOID
     with pytest.raises(SigningError, match="INV-A1 is void"):
         make_request(app, session)
+
+
+def test_a_second_submission_racing_the_first_loses_and_writes_nothing(app, session, world):
+    from portal.models import Signer
+    from portal.signing.actions import Visit, sign
+
+    request = make_request(app, session, signers=["alice@example.com"])
+    signer = request.signers[0]
+    # Another process signed a moment ago; this one still holds the old state.
+    session.execute(sa.update(Signer).where(Signer.id == signer.id)
+                    .values(status=SignerStatus.SIGNED)
+                    .execution_options(synchronize_session=False))
+    assert signer.status is SignerStatus.ASKED
+    with app.test_request_context("/"), pytest.raises(SigningError, match="already"):
+        sign(session, signer, Visit("192.0.2.1", "x"), typed_name="Alice", drawn_png=None,
+             context=context(app))
+    assert session.scalar(sa.select(sa.func.count()).select_from(Signature)) == 0
+    assert "signature.signed" not in kinds(session, request)
