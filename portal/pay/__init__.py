@@ -10,11 +10,12 @@ STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 def init_app(app: Flask) -> None:
     """Register the blueprint, its task (the recovery email) and the CSRF exemption."""
     from portal.extensions import csrf
-    from portal.pay import routes, tasks
+    from portal.pay import links, routes, tasks
     from portal.payment_providers import stripe_provider
 
     csrf.exempt(routes.stripe_webhook)  # Stripe signs it instead (see routes.stripe_webhook)
     tasks.init_app(app)
+    app.add_template_filter(links.public_id, "pay_id")  # the invoice page's Pay button
     app.register_blueprint(bp)
     if stripe_provider(app.config["HERALD"]) is not None:
         from portal.security_headers import allow_source

@@ -131,7 +131,7 @@ def show(pid: str) -> Response | str:
     session = db_session()
     invoice = invoice_for_public_id(session, pid)
     viewer = _viewer(invoice)
-    if viewer == OWNER and not request.args.get("checkout"):
+    if viewer == OWNER and not (request.args.get("checkout") or request.args.get("pay")):
         return redirect(url_for("invoices.show", number=invoice.number))
     if viewer is None:
         if current_user.is_authenticated and not current_user.is_staff:

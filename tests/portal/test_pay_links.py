@@ -182,7 +182,7 @@ def test_the_pdf_carries_the_stable_address(billed):
 
 def test_recovery_answers_the_same_whether_or_not_the_address_matched(client, session, billed,
                                                                       app):
-    old, old_token = _link(session, billed.inv1)
+    old, _ = _link(session, billed.inv1)
     pid = public_id(billed.inv1)
     page = client.get(f"/pay/{pid}")
     huey = app.extensions["herald.queue"][0]
@@ -268,3 +268,21 @@ def test_bulk_links_are_all_valid_and_logged(session, billed):
         result = check_token(session, tokens[invoice.id])
         assert result.valid and result.link.invoice_id == invoice.id
         assert "pay_link.issued" in [e.kind for e in _events(session, invoice)]
+
+
+def test_the_owner_pays_from_the_invoice_page(client, session, billed):
+    make_user(session, email="alice@example.com", customer=billed.alice)
+    make_user(session, email="bob@example.com", customer=billed.bob)
+    sign_in(client, "alice@example.com")
+    pid = public_id(billed.inv1)
+    invoice_page = client.get("/invoices/INV-1").get_data(as_text=True)
+    assert f'href="/pay/{pid}?pay=1"' in invoice_page and "Pay €120.15" in invoice_page
+    page = client.get(f"/pay/{pid}?pay=1")
+    assert page.status_code == 200 and b"Continue to payment" in page.data
+    chosen = client.post(f"/pay/{pid}/pay", data={"csrf_token": csrf_from(page.data),
+                                                  "provider": "bank_transfer", "amount": "120.15"})
+    assert chosen.status_code == 302 and client.get(chosen.location).status_code == 200
+    client.post("/sign-out", data={"csrf_token": csrf_from(page.data)})
+    sign_in(client, "bob@example.com")
+    assert client.get(f"/pay/{pid}?pay=1").status_code == 404
+    assert client.get(f"/pay/{pid}/bank").status_code == 404
