@@ -90,12 +90,12 @@ def trail_csv(entries: Iterable[TrailEntry]) -> str:
     for entry in entries:
         event = entry.event
         writer.writerow([event.id, event.at.isoformat(), entry.about, event.kind,
-                         _safe_cell(event.actor), _safe_cell(describe(event)), event.hash])
+                         safe_cell(event.actor), safe_cell(describe(event)), event.hash])
     return out.getvalue()
 
 
-def _safe_cell(text: str) -> str:
-    # A cell starting with = + - @ runs as a formula in spreadsheets (CSV injection).
+def safe_cell(text: str) -> str:
+    """A CSV cell that spreadsheets show as text (one starting with = + - @ would run)."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
 import sqlalchemy as sa
-from flask import abort, render_template
-from flask_login import current_user, login_required
+from flask import render_template
 
 from portal.db import db_session
 from portal.models import Customer, Invoice, InvoiceStatus
 from portal.ops import bp
-
-
-def staff_required(view):
-    """Allow signed-in staff only; customers get 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(*args, **kwargs):
-        if not current_user.is_staff:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
+from portal.ops.access import staff_required
 
 
 @bp.route("")
