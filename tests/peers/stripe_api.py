@@ -34,7 +34,7 @@ def nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     for key, value in pairs:
         parts = key.replace("]", "").split("[")
         node: Any = root
-        for part, following in zip(parts, parts[1:] + [None], strict=True):
+        for part, following in zip(parts, [*parts[1:], None], strict=True):
             if following is None:
                 node[int(part) if isinstance(node, list) else part] = value
                 break
@@ -138,7 +138,7 @@ def _handler(peer: StripePeer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+        def do_POST(self) -> None:  # the http.server hook's name
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode()
             pairs = parse_qsl(raw, keep_blank_values=True)
@@ -157,8 +157,8 @@ def _handler(peer: StripePeer) -> type[BaseHTTPRequestHandler]:
             if self.path == "/v1/checkout/sessions":
                 self._reply(200, peer.create_session(params))
                 return
-            self._reply(404, {"error": {"type": "invalid_request_error",
-                                        "message": f"Unrecognized request URL (POST: {self.path})"}})
+            message = f"Unrecognized request URL (POST: {self.path})"
+            self._reply(404, {"error": {"type": "invalid_request_error", "message": message}})
 
     return Handler
 
