@@ -19,7 +19,7 @@ from portal.extensions import csrf, htmx, login_manager
 SETTING_PREFIXES = (
     "DATABASE_URL", "SECRET_KEY", "HUEY_URL", "EINVOICE_", "HERALD_", "SESSION_LIFETIME_",
     "IMPORT_", "DOCUMENT_STORE", "MAIL_", "SMTP_", "DKIM_", "VAPID_", "WEB_PUSH_", "FCM_",
-    "PEPPOL_", "SIGNING_", "STRIPE_", "PAY_LINK_",
+    "PEPPOL_", "SIGNING_", "STRIPE_", "PAY_LINK_", "SIGN_IN_",
 )
 
 

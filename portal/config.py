@@ -66,6 +66,15 @@ class Settings:
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     # Stripe's API address, only ever replaced by tests (a local stand-in).
     stripe_api_base: str | None = None
+    # Sign-in: a session ends after this long unused (and after session_lifetime_minutes
+    # in any case); emailed links live this long; attempts are limited per account and
+    # per client address within a sliding window.
+    sign_in_idle_minutes: int = 60
+    sign_in_link_minutes: int = 15
+    sign_in_invitation_days: int = 7
+    sign_in_limit_window_minutes: int = 15
+    sign_in_limit_per_account: int = 5
+    sign_in_limit_per_address: int = 30
 
     @classmethod
     def from_env(cls, instance_path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +118,12 @@ class Settings:
             signing_key_password=env.get("SIGNING_KEY_PASSWORD") or None,
             signing_remind_hours=_positive_int(env, "SIGNING_REMIND_HOURS", 48),
             signing_expire_days=_positive_int(env, "SIGNING_EXPIRE_DAYS", 30),
+            sign_in_idle_minutes=_positive_int(env, "SIGN_IN_IDLE_MINUTES", 60),
+            sign_in_link_minutes=_positive_int(env, "SIGN_IN_LINK_MINUTES", 15),
+            sign_in_invitation_days=_positive_int(env, "SIGN_IN_INVITATION_DAYS", 7),
+            sign_in_limit_window_minutes=_positive_int(env, "SIGN_IN_LIMIT_WINDOW_MINUTES", 15),
+            sign_in_limit_per_account=_positive_int(env, "SIGN_IN_LIMIT_PER_ACCOUNT", 5),
+            sign_in_limit_per_address=_positive_int(env, "SIGN_IN_LIMIT_PER_ADDRESS", 30),
         )
 
 

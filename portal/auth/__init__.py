@@ -1,7 +1,16 @@
-"""Signing in and out, for customers and staff."""
+"""Getting in: sign-in (password, emailed link, second factor), sessions, invitations."""
 
 from flask import Blueprint
 
-bp = Blueprint("auth", __name__)
+# Its commands are "herald customers ..." (e.g. "herald customers invite").
+bp = Blueprint("auth", __name__, cli_group="customers")
 
-from portal.auth import routes  # noqa: E402,F401  (registers the views on bp)
+
+@bp.record_once
+def _register_tasks(state) -> None:
+    from portal.auth import emails
+
+    emails.init_app(state.app)
+
+
+from portal.auth import cli, routes, security_routes  # noqa: E402,F401  (registers views on bp)

@@ -15,6 +15,13 @@ from portal.models.invoices import (
 from portal.models.organisations import Organisation
 from portal.models.payments import Payment, PaymentKind, PaymentMethod
 from portal.models.pay import PayLink, PayLinkRequest, ProcessedProviderEvent  # noqa: F401
+from portal.models.sign_in import (  # noqa: F401 - sign-in security's records
+    AccountToken,
+    RecoveryCode,
+    SignInAttempt,
+    SignInSession,
+    TokenPurpose,
+)
 from portal.models.signatures import (  # noqa: F401 - signing's records
     RequestStatus,
     Signature,

@@ -43,6 +43,10 @@ class User(UserMixin, Base):
     session_token: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Optional second factor (TOTP). The last accepted time step stops a code being replayed.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_counter: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     customer: Mapped[Customer | None] = relationship()
 
@@ -55,6 +59,20 @@ class User(UserMixin, Base):
         """True for everyone who is not a customer."""
         return self.role is not Role.CUSTOMER
 
+    @property
+    def totp_enabled(self) -> bool:
+        """True when sign-in asks for a TOTP code after the password."""
+        return self.totp_enabled_at is not None and self.totp_secret is not None
+
+    # Set by the sign-in code (a new session) or the user loader (the session in use).
+    login_id = None  # str once set; not a column
+
     def get_id(self) -> str:
-        """Flask-Login's session id: user id plus session token, so rotation signs out."""
-        return f"{self.id}:{self.session_token}"
+        """Flask-Login's id: the sign-in session ("<session id>:<secret>"), not the user.
+
+        Ending that session row (or rotating ``session_token``, which ends them all)
+        therefore signs the browser out.
+        """
+        if self.login_id is None:
+            raise RuntimeError("no sign-in session: use portal.auth.sessions.start_session")
+        return self.login_id
