@@ -91,6 +91,7 @@ def create_command(kind, issued_from, issued_to, segment, unpaid_only, name, wav
         with get_database().session_scope() as session:
             summary = create_document_run(
                 session, selection, options, public_url=settings.public_url, created_by=ACTOR,
+                link_days=settings.pay_link_days_after_due,
                 name=name or f"{kind.replace('_', ' ')}s {date.today().isoformat()}")
             run_id = summary.run.id
             waves = [wave.id for wave in summary.run.waves]
