@@ -24,15 +24,6 @@ CHANNEL_NAMES = {
     ChannelName.EMAIL: _l("email"),
     ChannelName.PEPPOL: _l("e-invoice via Peppol"),
 }
-# The same words as portal/labels.py's MESSAGE_TYPES (kept here so this page stands alone).
-MESSAGE_TYPE_NAMES = {
-    "invoice": _l("Invoice"),
-    "credit_note": _l("Credit note"),
-    "reminder": _l("Payment reminder"),
-    "receipt": _l("Payment receipt"),
-    "signature_request": _l("Request to sign"),
-    "notice": _l("Notice"),
-}
 # Short names for sentences ("We send it by email and web push.").
 CHANNEL_SHORT_NAMES = {
     ChannelName.PORTAL: _l("the portal"),

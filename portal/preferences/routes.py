@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response
 
 from distribution.channels.base import ChannelName
 from distribution.recipients import Address, Recipient
+from portal import labels
 from portal.channels import vapid_keys, vapid_subject
 from portal.db import db_session
 from portal.models import Customer, CustomerEmailAddress
@@ -33,7 +34,6 @@ from portal.preferences import bp, emails, push
 from portal.preferences.einvoice import current_peppol_address, set_peppol_id
 from portal.preferences.forms import (
     CHANNEL_SHORT_NAMES,
-    MESSAGE_TYPE_NAMES,
     AddEmailForm,
     ChannelsForm,
     ConfirmForm,
@@ -104,7 +104,7 @@ def _page(status: int = 200, *, channels_form: ChannelsForm | None = None,
     peppol = current_peppol_address(recipient)
     return render_template(
         "preferences/index.html",
-        kinds=kinds, labels=MESSAGE_TYPE_NAMES, effects=effects, form=channels_form,
+        kinds=kinds, labels=labels.MESSAGE_TYPES, effects=effects, form=channels_form,
         emails=emails.listed_emails(session, customer, recipient),
         email_form=email_form or AddEmailForm(formdata=None),
         web_push=recipient.working_addresses(ChannelName.WEB_PUSH),
@@ -147,7 +147,7 @@ def save_channels() -> Any:
             if mode == OFF and kinds[code].mandatory:
                 sub.mode.errors = [_("%(type)s messages are required and cannot be switched "
                                      "off; choose how they reach you instead.",
-                                     type=MESSAGE_TYPE_NAMES[code])]
+                                     type=labels.MESSAGE_TYPES[code])]
                 valid = False
             elif mode == CUSTOM and not sub.channels():
                 sub.first.errors = [_("Choose at least one channel, or pick "

@@ -16,6 +16,7 @@ from distribution.channels.base import ChannelName
 from distribution.recipients import Address
 from portal.channels import vapid_keys
 from portal.preferences.icons import ICONS, render
+from portal.preferences.user_agents import device_label
 from portal.recipients_sync import recipient_key, sync_customer
 from tests.peers.webpush_service import (  # noqa: F401 - the fixtures are used by name
     PushService,
@@ -223,3 +224,16 @@ def test_icons_are_the_ones_our_code_draws():
         assert _png_size((STATIC / "icons" / name).read_bytes()) == (size, size)
     # Drawing the small one again gives the committed file, byte for byte.
     assert render(192, maskable=False) == (STATIC / "icons" / "icon-192.png").read_bytes()
+
+
+@pytest.mark.parametrize(("agent", "label"), [
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+     "Gecko) Version/17.4 Mobile/15E148 Safari/604.1", "Safari on iPhone"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/124.0 Safari/537.36 Edg/124.0", "Edge on Windows"),
+    ("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 "
+     "Mobile Safari/537.36", "Chrome on Android"),
+    ("curl/8.0", None),
+])
+def test_subscriptions_are_labelled_with_the_browser_people_recognise(agent, label):
+    assert device_label(agent) == label
