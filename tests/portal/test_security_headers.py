@@ -18,7 +18,10 @@ TEMPLATES = ROOT / "portal" / "templates"
 
 
 def sign_in(client, email="alice@example.com", remember=False, base_url=None):
-    kwargs = {"base_url": base_url} if base_url else {}
+    # Over https, Flask-WTF also checks that the form was posted from this site (Referer).
+    kwargs = {}
+    if base_url:
+        kwargs = {"base_url": base_url, "headers": {"Referer": f"{base_url}/sign-in"}}
     page = client.get("/sign-in", **kwargs)
     token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page.data).group(1)
     data = {"csrf_token": token.decode(), "email": email, "password": PASSWORD}
