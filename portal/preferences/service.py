@@ -160,8 +160,8 @@ def explain(kind: MessageType, preferences: dict[str, Preference], addresses: li
     if resolution.opted_out:
         return _("We do not send these; they are listed in the portal.")
     used = [c.channel for c in resolution.choices]
-    parts = [_("We send it by %(channels)s.",
-               channels=_join([names[c] for c in used]))]
+    parts = [_("It waits for you in the portal.") if used == [ChannelName.PORTAL]
+             else _("We send it by %(channels)s.", channels=_join([names[c] for c in used]))]
     for choice in resolution.choices:
         if choice.fallback_for is not None:
             parts.append(_("Because %(missing)s is not set up yet, %(used)s stands in.",

@@ -323,3 +323,13 @@ def test_additions_are_limited_per_day_so_the_page_cannot_be_used_to_send_mail(
         emails.remove_pending(session, row, actor="test")
     with pytest.raises(emails.EmailAddressError, match="too many today"):
         emails.add_email(session, alice, recipient, "one-more@alice.example", actor="test")
+
+
+def test_portal_only_is_explained_as_waiting_in_the_portal(alice_client):
+    alice_client.post("/preferences/channels", data=channel_form(
+        csrf_token(alice_client, "/preferences"), **{"general-first": "portal"}))
+    page = alice_client.get("/preferences").data.decode()
+    effect = re.search(r'id="effect-receipt">([^<]+)<', page).group(1)
+    assert effect == "It waits for you in the portal."
+    notice = re.search(r'id="effect-notice">([^<]+)<', page).group(1)
+    assert notice == "It waits for you in the portal. Required: this message always reaches you."
