@@ -249,6 +249,8 @@ class Tab:
         self.steps += 1
         name = re.sub(r"[^0-9A-Za-z_-]+", "-", step).strip("-")
         self.screenshot(f"{self.steps:02d}-{name}")
+        # A server or script error so far fails here, at the step, not later on a timeout.
+        assert not self.problems, "\n".join(self.problems)
         assert_accessible(self.page)
         self._assert_fits_the_screen()
         self.checked.add(urldefrag(self.page.url).url)
