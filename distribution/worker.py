@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, PriorityRedisHuey, SqliteHuey, crontab
 from huey.api import TaskWrapper
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +30,12 @@ class QueueConfigError(ValueError):
     """``HUEY_URL`` names a backend Herald cannot use."""
 
 
+# Higher runs first (SQLite and Redis queues both honour it): a send never waits behind
+# thousands of queued PDF renders; bulk work uses BULK_PRIORITY.
+SEND_PRIORITY = 100
+BULK_PRIORITY = 0
+
+
 def make_huey(huey_url: str | None, instance_path: Path, *, immediate: bool = False) -> Huey:
     """The queue named by ``huey_url``: ``redis://...`` or ``sqlite:///path``.
 
@@ -40,7 +46,8 @@ def make_huey(huey_url: str | None, instance_path: Path, *, immediate: bool = Fa
         return SqliteHuey(QUEUE_NAME, filename=str(instance_path / "tasks.sqlite3"),
                           immediate=immediate)
     if huey_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey(QUEUE_NAME, url=huey_url, immediate=immediate)
+        # The priority flavour: sends overtake bulk work (PDF rendering) queued before them.
+        return PriorityRedisHuey(QUEUE_NAME, url=huey_url, immediate=immediate)
     if huey_url.startswith("sqlite:///"):
         return SqliteHuey(QUEUE_NAME, filename=huey_url.removeprefix("sqlite:///"),
                           immediate=immediate)
@@ -114,13 +121,13 @@ def register_tasks(huey: Huey, make_session: sessionmaker[Session],
 
     # No Huey retries: the database decides (retryable errors go back to pending with a
     # backoff, and the reconciler recovers what a crashed worker left behind).
-    @huey.task(name="send", retries=0)
+    @huey.task(name="send", retries=0, priority=SEND_PRIORITY)
     def send(delivery_id: int) -> str | None:
         state = sender().send(delivery_id)
         return state.value if state else None
 
     # What the dispatcher enqueues: about a hundred ids, claimed in one transaction.
-    @huey.task(name="send_batch", retries=0)
+    @huey.task(name="send_batch", retries=0, priority=SEND_PRIORITY)
     def send_batch(delivery_ids: list[int]) -> dict[int, str | None]:
         states = sender().send_batch(delivery_ids)
         return {delivery_id: state.value if state else None

@@ -19,6 +19,7 @@ from huey.api import TaskWrapper
 from sqlalchemy.orm import Session, sessionmaker
 
 from distribution.documents import DocumentStore, make_store
+from distribution.worker import BULK_PRIORITY
 from portal.config import Settings
 from portal.db import get_database
 from portal.models import Invoice
@@ -96,7 +97,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     # No Huey retries: a render that failed once fails again on the same data, and
     # the download routes render on demand anyway.
-    @huey.task(name="render_pdfs", retries=0)
+    @huey.task(name="render_pdfs", retries=0, priority=BULK_PRIORITY)
     def render_pdfs(invoice_ids: list[int]) -> dict[str, int]:
         result = render_batch(make_session, store(), settings.public_url, invoice_ids,
                               budget_seconds=TASK_BUDGET_SECONDS)
