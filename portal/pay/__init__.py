@@ -17,6 +17,9 @@ def init_app(app: Flask) -> None:
     tasks.init_app(app)
     app.add_template_filter(links.public_id, "pay_id")  # the invoice page's Pay button
     app.register_blueprint(bp)
+    from portal.pay.cli import payments_group
+
+    app.cli.add_command(payments_group)
     if stripe_provider(app.config["HERALD"]) is not None:
         from portal.security_headers import allow_source
 

@@ -12,7 +12,7 @@ from distribution.deliveries import Message
 from distribution.events import events_for
 from einvoice.creditor_reference import format_creditor_reference
 from portal.models import InvoiceStatus, Payment
-from portal.pay.links import issue_link, public_id
+from portal.pay.links import check_token, issue_link, public_id
 from portal.payment_providers.bank_transfer import record_bank_payment, transfer_instructions
 from portal.payments import match_by_reference
 from tests.factories import make_organisation
@@ -111,3 +111,41 @@ def test_an_unmatched_transfer_is_kept_for_a_person(session, billed):
     assert session.scalars(sa.select(Message).where(Message.message_type == "receipt")).all() \
         == []
     assert session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 1
+
+
+def test_a_bank_file_is_matched_line_by_line_and_counts_once(runner, session, billed, tmp_path):
+    path = tmp_path / "bank.csv"
+    path.write_text("date,amount,reference,bank_reference\n"
+                    f"2026-10-20,100.00,{format_creditor_reference(REFERENCE)},L1\n"
+                    "2026-10-21,20.15,rf" + REFERENCE[2:] + ",L2\n"
+                    "2026-10-21,9.99,for the coffee,L3\n")
+    first = runner.invoke(args=["payments", "import", str(path)])
+    assert first.exit_code == 0, first.output
+    assert "2 matched to invoices (receipts planned), 1 unmatched, 0 already" in first.output
+    session.refresh(billed.inv1)
+    assert billed.inv1.status is InvoiceStatus.PAID
+    again = runner.invoke(args=["payments", "import", str(path)])
+    assert "0 matched to invoices (receipts planned), 0 unmatched, 3 already recorded" \
+        in again.output
+    assert session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 3
+
+
+def test_a_wrong_bank_line_stops_the_file_and_names_the_fix(runner, session, billed, tmp_path):
+    path = tmp_path / "bank.csv"
+    path.write_text("date,amount,reference,bank_reference\n"
+                    f"2026-10-20,100.00,{REFERENCE},L1\n"
+                    "2026-10-21,\"20,15\",x,L2\n")
+    result = runner.invoke(args=["payments", "import", str(path)])
+    assert result.exit_code != 0
+    assert "bank.csv line 3, amount: '20,15' must be above 0" in result.output
+    assert session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0
+
+
+def test_an_operator_reissues_a_link(runner, session, billed):
+    first = runner.invoke(args=["payments", "link", "INV-1"])
+    assert first.exit_code == 0 and "/pay/t/" in first.output
+    second = runner.invoke(args=["payments", "link", "INV-1", "--reissue"])
+    token = first.output.strip().splitlines()[0].rsplit("/", 1)[1]
+    assert check_token(session, token).state == "revoked"
+    assert "/pay/t/" in second.output
+    assert runner.invoke(args=["payments", "link", "NOPE"]).exit_code != 0
