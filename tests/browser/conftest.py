@@ -152,27 +152,29 @@ def live_server(databases, tmp_path_factory) -> Iterator[LiveServer]:
     # Bound first, so the app can be told its public URL (links in PDFs, review URLs).
     server = make_server("127.0.0.1", 0, dispatch, threaded=True, request_handler=_QuietHandler)
     url = f"http://127.0.0.1:{server.server_port}"
-    app = create_app({
-        "DATABASE_URL": databases.new_url(),
-        "HERALD_INSTANCE_PATH": str(tmp_path_factory.mktemp("browser-instance")),
-        "HERALD_PUBLIC_URL": url,
-        "EINVOICE_RULES_DIR": "",  # Herald's own checks only: the official rules are slow
-    })
-    database = get_database(app)
-    upgrade(database.engine)
-    with database.session_scope() as session:
-        seeded = seed(session, url)
-    live = LiveServer(url=url, app=app, seeded=seeded)
-    holder["app"] = app
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
+    database = None
     try:
-        yield live
+        app = create_app({
+            "DATABASE_URL": databases.new_url(),
+            "HERALD_INSTANCE_PATH": str(tmp_path_factory.mktemp("browser-instance")),
+            "HERALD_PUBLIC_URL": url,
+            "EINVOICE_RULES_DIR": "",  # Herald's own checks only: the official rules are slow
+        })
+        database = get_database(app)
+        upgrade(database.engine)
+        with database.session_scope() as session:
+            seeded = seed(session, url)
+        holder["app"] = app
+        thread.start()
+        yield LiveServer(url=url, app=app, seeded=seeded)
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
+        if thread.is_alive():
+            server.shutdown()
+            thread.join(timeout=10)
         server.server_close()
-        database.engine.dispose()
+        if database is not None:
+            database.engine.dispose()
 
 
 # The browser
