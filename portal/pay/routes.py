@@ -35,7 +35,8 @@ from flask_login import current_user
 from distribution.documents import MEDIA_TYPES, DocumentFormat, make_store
 from distribution.inbox import mark_viewed
 from portal.db import db_session
-from portal.i18n import FORMAT_LOCALES
+from portal.i18n import FORMAT_LOCALES, supported
+from portal.i18n import SESSION_KEY as LANGUAGE_KEY
 from portal.invoices.queries import invoice_payments
 from portal.issuing import invoice_key
 from portal.models import Invoice, PayLink
@@ -121,6 +122,10 @@ def open_link(token: str) -> Response | tuple[str, int]:
     grants.pop(str(invoice.id), None)
     grants[str(invoice.id)] = result.link.id
     cookie[GRANTS] = dict(list(grants.items())[-MAX_GRANTS:])
+    # The pages speak the customer's language unless this browser already chose one.
+    language = supported(invoice.customer.language)
+    if language and LANGUAGE_KEY not in cookie:
+        cookie[LANGUAGE_KEY] = language
     return _no_referrer(redirect(url_for("pay.show", pid=public_id(invoice))))
 
 

@@ -15,7 +15,7 @@ from portal import create_app
 from portal.db import get_database
 from portal.migrate import upgrade
 from portal.models import Invoice, InvoiceStatus
-from portal.pay.links import public_id
+from portal.pay.links import issue_link, public_id
 from portal.queue import get_tasks
 from tests.peers import smtp as smtp_peers
 from tests.peers import stripe_api
@@ -86,7 +86,8 @@ def test_a_stripe_payment_brings_a_receipt_in_the_customers_language(herald, smt
     link = re.search(r"https://portal\.example(/pay/t/[\w-]+)", body).group(1)
     opened = client.get(link)
     assert opened.status_code == 302 and opened.location == f"/pay/{pid}"
-    assert b"This invoice is paid" in client.get(opened.location).data
+    paid_page = client.get(opened.location).get_data(as_text=True)
+    assert 'class="pay-paid"' in paid_page and f'action="/pay/{pid}/pay"' not in paid_page
 
 
 def test_the_recovery_page_emails_a_fresh_link_that_works(herald, smtp_peer):
@@ -103,8 +104,17 @@ def test_the_recovery_page_emails_a_fresh_link_that_works(herald, smtp_peer):
     link = re.search(r"https://portal\.example(/pay/t/[\w-]+)", body).group(1)
     visitor = herald.test_client()  # another browser: the link alone opens the invoice
     assert visitor.get(link).status_code == 302
-    assert b"Invoice INV-1" in visitor.get(f"/pay/{pid}").data
+    assert "Factuur INV-1" in visitor.get(f"/pay/{pid}").get_data(as_text=True)  # in Dutch
     # An address that is not the customer's gets the same page and no email.
     client.post(f"/pay/{pid}/recover", data={"csrf_token": csrf_from(page.data),
                                              "email": "someone@example.com"})
     assert len(smtp_peer.messages) == 1
+
+
+def test_a_link_opens_the_pages_in_the_customers_language(herald):
+    client = herald.test_client()
+    with get_database(herald).session_scope() as session:
+        invoice = session.scalars(sa.select(Invoice).where(Invoice.number == "INV-1")).one()
+        _, token = issue_link(session, invoice, days=30, purpose="operator", actor="test")
+    opened = client.get(f"/pay/t/{token}", follow_redirects=True)
+    assert b'<html lang="nl">' in opened.data  # Alice reads Dutch
