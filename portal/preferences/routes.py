@@ -29,6 +29,7 @@ from distribution.recipients import Address, Recipient
 from portal import labels
 from portal.channels import vapid_keys, vapid_subject
 from portal.db import db_session
+from portal.mailer import after_commit
 from portal.models import Customer, CustomerEmailAddress
 from portal.preferences import bp, emails, push
 from portal.preferences.einvoice import current_peppol_address, set_peppol_id
@@ -53,7 +54,7 @@ from portal.preferences.service import (
     save_settings,
 )
 from portal.preferences.user_agents import device_label
-from portal.preferences.verification_mail import after_commit, verification_task
+from portal.preferences.verification_mail import verification_task
 
 REMOVABLE_CHANNELS = (ChannelName.EMAIL, ChannelName.WEB_PUSH, ChannelName.FCM)
 ALL_TYPES = "*"

@@ -2,28 +2,28 @@
 
 The task makes the token itself (in its own short transaction) rather than
 receiving it, so no secret ever sits in the task queue; then it sends through
-distribution's SMTP email channel, outside any transaction. It is queued only
-after the request that added the address has committed (:func:`after_commit`),
-so the worker always finds the row. If the send fails, Huey retries and the
-retry makes a new token, which ends the unsent one.
+the portal's transactional mailer (:mod:`portal.mailer`), outside any
+transaction. It is queued only after the request that added the address has
+committed (:func:`portal.mailer.after_commit`), so the worker always finds the
+row. If the send fails, Huey retries and the retry makes a new token, which
+ends the unsent one.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
-import sqlalchemy as sa
 from flask import Flask, current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from huey.api import TaskWrapper
 from sqlalchemy.orm import Session, sessionmaker
 
-from distribution.channels.base import OutgoingMessage
-from distribution.channels.email import EmailChannel, SmtpSettings
+from distribution.channels.email import SmtpSettings
 from distribution.events import record_event
+from distribution.sqltypes import utcnow
 from portal.db import get_database
+from portal.mailer import send_transactional
 from portal.models import Customer, CustomerEmailAddress
 from portal.preferences.emails import TOKEN_LIFETIME, new_token
 from portal.queue import get_huey
@@ -62,15 +62,10 @@ def send_verification(app: Flask, make_session: sessionmaker[Session],
                  "messages to this address. To confirm, open this link within %(hours)s hours "
                  "and press the button:\n\n%(link)s\n\nIf this was not you, ignore this email; "
                  "we will not use the address.", name=name, hours=hours, link=link)
-    message = OutgoingMessage(
-        delivery_id=0, idempotency_key=f"email-verification-{pending_id}-{token[:8]}",
-        message_type="email_verification", address=email, recipient_name=name,
-        language=language, subject=subject, text=text, link=link)
-    channel = EmailChannel(smtp)
-    try:
-        channel.send(message)
-    finally:
-        channel.close()
+    # The key names the row, never the token: it becomes the Message-ID.
+    send_transactional(smtp, to=email, name=name, language=language, subject=subject,
+                       text=text, kind="email_verification",
+                       key=f"email-verification-{pending_id}-{utcnow():%Y%m%d%H%M%S}", link=link)
     return True
 
 
@@ -93,7 +88,3 @@ def verification_task(app: Flask | None = None) -> TaskWrapper:
     """The ``send_email_verification(pending_id)`` task."""
     return (app or current_app).extensions[EXTENSION_KEY]
 
-
-def after_commit(session: Session, action: Callable[[], object]) -> None:
-    """Run ``action`` once the session's transaction has committed (never if it rolls back)."""
-    sa.event.listen(session, "after_commit", lambda _session: action(), once=True)

@@ -211,6 +211,7 @@ def test_an_added_address_is_used_only_after_its_link_is_followed(
     assert parsed["Subject"] == "Confirm your email address"
     body = parsed.get_body(("plain",)).get_content()
     token = re.search(r"https://portal\.test/preferences/emails/verify/(\S+)", body).group(1)
+    assert token[:8] not in parsed["Message-ID"]  # the secret is in the body only
     session.refresh(row)
     assert row.token_sha256 == token_digest(token) and token not in row.token_sha256
 
