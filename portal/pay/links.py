@@ -14,6 +14,7 @@ valid link, and otherwise the recovery page.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Sequence
@@ -98,9 +99,14 @@ def link_expiry(invoice: Invoice, days: int, today: date | None = None) -> datet
     A link issued after that (a reminder, a recovery request) still gets
     ``days`` from the day it is issued, or it would be dead on arrival.
     """
+    return _expiry(invoice.due_date, invoice.issue_date, days, today or utcnow().date())
+
+
+@functools.lru_cache(maxsize=4096)
+def _expiry(due: date | None, issued: date, days: int, today: date) -> datetime:
+    # Cached: a run's invoices share a handful of due dates.
     days = min(max(days, 1), MAX_PAY_LINK_DAYS)
-    today = today or utcnow().date()
-    anchor = max(d for d in (invoice.due_date, invoice.issue_date, today) if d is not None)
+    anchor = max(d for d in (due, issued, today) if d is not None)
     return datetime.combine(anchor + timedelta(days=days + 1), time.min, tzinfo=UTC)
 
 
@@ -137,13 +143,14 @@ def issue_links(session: Session, invoices: Sequence[Invoice], *, days: int, pur
     tokens = {invoice.id: secrets.token_urlsafe(TOKEN_BYTES) for invoice in invoices}
     ids = allocate_ids(session, PayLink.__table__, len(invoices))
     rows = [(link_id, invoice.id, token_digest(tokens[invoice.id]), purpose,
-             link_expiry(invoice, days, today), actor, now)
+             _expiry(invoice.due_date, invoice.issue_date, days, today), actor, now)
             for link_id, invoice in zip(ids, invoices, strict=True)]
     insert_rows(session, PayLink.__table__, ("id", "invoice_id", "token_sha256", "purpose",
                                              "expires_at", "created_by", "created_at"), rows)
+    stamps = {expiry: expiry.isoformat() for expiry in {row[4] for row in rows}}
     record_events(session, [NewEvent("invoice", invoice_key(invoice), "pay_link.issued",
                                      {"link_id": row[0], "purpose": purpose,
-                                      "expires_at": row[4].isoformat()}, actor)
+                                      "expires_at": stamps[row[4]]}, actor)
                             for invoice, row in zip(invoices, rows, strict=True)])
     return tokens
 
