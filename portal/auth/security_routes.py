@@ -137,7 +137,7 @@ def totp_setup() -> Response | str | tuple[str, int]:
         return redirect(url_for("auth.security"))
     form = TotpConfirmForm()
     secret = session.get(SETUP_KEY)
-    if request.method == "GET" or not secret:
+    if not secret:  # kept until confirmed, so reloading the page shows the same QR code
         secret = session[SETUP_KEY] = totp_service.new_secret()
     elif form.validate_on_submit():
         db = db_session()

@@ -51,7 +51,7 @@ def issue(session: Session, row: AccountToken, settings: Settings) -> str | None
     now = utcnow()
     for older in session.scalars(sa.select(AccountToken).where(
             AccountToken.user_id == row.user_id, AccountToken.purpose == row.purpose,
-            AccountToken.id != row.id, AccountToken.used_at.is_(None))):
+            AccountToken.id < row.id, AccountToken.used_at.is_(None))):
         older.used_at = now
     token = secrets.token_urlsafe(32)
     row.token_sha256 = token_digest(token)
