@@ -289,7 +289,7 @@ class Tab:
 
     def sign_out(self) -> None:
         """Sign out with the header's button."""
-        self.page.get_by_role("button", name="Sign out").click()
+        self.page.get_by_role("button", name="Sign out", exact=True).click()
         self.page.wait_for_url(re.compile(r"/sign-in"))
 
     def unchecked_pages(self) -> list[str]:

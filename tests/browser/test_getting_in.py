@@ -1,0 +1,137 @@
+"""Getting in, in a real browser: an emailed sign-in link, two-step sign-in with an
+authenticator app and a recovery code, and signing out another device."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from portal.auth import tokens
+from portal.models import User
+from portal.models.sign_in import AccountToken, TokenPurpose
+from tests.browser.conftest import VIEWPORTS, Tab
+
+
+def _issue_magic_link(live_server, email: str) -> str:
+    """What the account-email task does before it mails the link: make the row's token.
+
+    The live server runs no worker, so the test plays the mail task's part; the
+    email itself is tested in tests/portal against a real SMTP peer.
+    """
+    with live_server.database() as session:
+        row = session.scalars(
+            sa.select(AccountToken).join(User).where(
+                User.email == email, AccountToken.purpose == TokenPurpose.MAGIC_LINK)
+            .order_by(AccountToken.id.desc())).first()
+        assert row is not None, "asking for a link made no token"
+        return tokens.issue(session, row, live_server.app.config["HERALD"])
+
+
+def test_sign_in_with_an_emailed_link(tab: Tab, live_server):
+    person = live_server.new_customer()
+    page = tab.page
+    tab.goto("/sign-in")
+    tab.check("sign-in")
+    page.get_by_role("link", name="Email me a sign-in link instead").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in with an email link")
+    tab.check("ask-for-a-link")
+    page.get_by_label("Email").fill(person.email)
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("status")).to_contain_text(f"If {person.email} has a sign-in")
+    tab.check("link-sent")
+
+    link = f"/sign-in/link/{_issue_magic_link(live_server, person.email)}"
+    tab.goto(link)
+    expect(page.get_by_text(f"Sign in as {person.email} on this device.")).to_be_visible()
+    tab.check("link-opened")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/invoices$"))
+    tab.check("signed-in")
+
+    # Used once, the link is gone.
+    page.context.clear_cookies()
+    response = tab.goto(link)
+    assert response.status == 404
+    tab.check("link-used")
+
+
+def test_two_step_sign_in_with_an_app_and_with_a_recovery_code(tab: Tab, live_server):
+    person = live_server.new_customer()
+    page = tab.page
+    tab.sign_in(person)
+    page.get_by_role("link", name="Security").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Security")
+    tab.check("security")
+    page.get_by_role("button", name="Set up two-step sign-in").click()
+    expect(page.get_by_role("img", name=re.compile("QR code"))).to_be_visible()
+    tab.check("set-up")
+    secret = page.locator("main ol code").inner_text().strip()
+    app = pyotp.TOTP(secret)
+
+    page.get_by_label(re.compile("code", re.I)).fill("000000" if app.now() != "000000"
+                                                     else "111111")
+    page.get_by_role("button", name="Turn on two-step sign-in").click()
+    expect(page.get_by_text("That code is not right")).to_be_visible()
+    tab.check("wrong-code")
+    page.get_by_label(re.compile("code", re.I)).fill(app.now())
+    page.get_by_role("button", name="Turn on two-step sign-in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Two-step sign-in is on")
+    codes = page.locator(".recovery-codes code").all_inner_texts()
+    assert len(codes) == 10
+    tab.check("recovery-codes")
+    page.get_by_role("button", name="I have saved them").click()
+    tab.check("security-on")
+    tab.sign_out()
+
+    # The password alone is not enough now: the app's next code finishes the sign-in
+    # (the code used to turn it on cannot be used again).
+    tab.sign_in(person)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Enter your code")
+    tab.check("enter-code")
+    page.get_by_label(re.compile("code", re.I)).fill(app.at(time.time() + app.interval))
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile(r"/invoices$"))
+    tab.check("signed-in-with-app")
+    tab.sign_out()
+
+    tab.sign_in(person)
+    page.get_by_label(re.compile("code", re.I)).fill(codes[0])
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile(r"/invoices$"))
+    expect(page.get_by_text("You used a recovery code")).to_be_visible()
+    tab.check("signed-in-with-recovery-code")
+
+
+@pytest.mark.parametrize("viewport", ["desktop"])
+def test_sign_out_another_device(tab: Tab, live_server, browser):
+    person = live_server.new_customer()
+    phone = browser.new_context(**VIEWPORTS["phone"])
+    try:
+        other = phone.new_page()
+        other.goto(f"{live_server.url}/sign-in")
+        other.get_by_label("Email").fill(person.email)
+        other.get_by_label("Password").fill(person.password)
+        other.get_by_role("button", name="Sign in").click()
+        expect(other).to_have_url(re.compile(r"/invoices$"))
+
+        page = tab.page
+        tab.sign_in(person)
+        tab.check("invoice-list")
+        page.get_by_role("link", name="Security").click()
+        devices = page.locator("ul.devices > li")
+        expect(devices).to_have_count(2)
+        tab.check("two-devices")
+        page.get_by_role("button", name="Sign out everywhere else").click()
+        expect(devices).to_have_count(1)
+        expect(devices.get_by_text("This device", exact=True)).to_be_visible()
+        tab.check("one-device")
+
+        other.reload()
+        expect(other).to_have_url(re.compile(r"/sign-in"))
+    finally:
+        phone.close()
