@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from distribution.channels.base import ChannelName, OutgoingMessage
+from distribution.channels.base import ChannelName
 from distribution.recipients import Address, Recipient
 from distribution.sqltypes import utcnow
 from portal.models import Invoice, PayLinkRequest
@@ -63,13 +63,6 @@ class LinkEmail:
     subject: str
     text: str
     link: str
-
-    def outgoing(self) -> OutgoingMessage:
-        """The email as the email channel sends it."""
-        return OutgoingMessage(
-            delivery_id=self.link_id, idempotency_key=f"pay-link-{self.link_id}",
-            message_type="pay_link", address=self.address, recipient_name="",
-            language=self.language, subject=self.subject, text=self.text, link=self.link)
 
 
 def client_digest(remote_addr: str | None) -> str:
