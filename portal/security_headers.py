@@ -46,7 +46,8 @@ def allow_source(app: Flask, directive: str, source: str) -> None:
     """Add ``source`` (an origin like ``https://checkout.stripe.com``) to one CSP directive."""
     if source.strip() != source or not source or "'" in source or ";" in source:
         raise ValueError(f"CSP source {source!r} must be one origin or scheme, e.g. https://x.example")
-    policy = app.extensions[EXTENSION_KEY]
+    policy = app.extensions.setdefault(
+        EXTENSION_KEY, {k: list(v) for k, v in CONTENT_SECURITY_POLICY.items()})
     sources = policy.setdefault(directive, [])
     if "'none'" in sources:
         sources.remove("'none'")
@@ -68,7 +69,9 @@ def init_app(app: Flask) -> None:
         app.config.setdefault(f"{prefix}_HTTPONLY", True)
         app.config.setdefault(f"{prefix}_SAMESITE", "Lax")
         app.config.setdefault(f"{prefix}_SECURE", https)
-    app.extensions[EXTENSION_KEY] = {k: list(v) for k, v in CONTENT_SECURITY_POLICY.items()}
+    # A feature initialised earlier may already have added its sources (allow_source).
+    app.extensions.setdefault(EXTENSION_KEY,
+                              {k: list(v) for k, v in CONTENT_SECURITY_POLICY.items()})
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
