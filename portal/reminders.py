@@ -186,13 +186,13 @@ def _reminder_pdf(session: Session, invoice: Invoice, *, store: DocumentStore, p
 
 def reminder_spec(session: Session, invoice: Invoice, stage: Stage, policy: ReminderPolicy, *,
                   today: date, amount_due: Decimal, sent_offsets: set[int], public_url: str,
-                  store: DocumentStore) -> MessageSpec:
+                  store: DocumentStore, link_days: int = 30) -> MessageSpec:
     """The reminder of ``stage`` about ``invoice``, formatted in the customer's language."""
     customer = invoice.customer
     language = customer.language if customer.language in PDF_NOTICES else "en"
     locale = LOCALES.get(customer.language, "en_IE")
     fees = policy.fees_for(sent_offsets | {stage.offset_days})
-    link = _pay_link(session, invoice, public_url)
+    link = _pay_link(session, invoice, public_url, link_days)
     overdue = today > invoice.due_date
     parameters = {
         "customer_name": customer.name,
@@ -225,11 +225,12 @@ def reminder_spec(session: Session, invoice: Invoice, stage: Stage, policy: Remi
                        parameters=parameters, link=link, pdf_sha256=pdf_sha256)
 
 
-def _pay_link(session: Session, invoice: Invoice, public_url: str) -> str:
+def _pay_link(session: Session, invoice: Invoice, public_url: str, days: int) -> str:
     # Each reminder carries a "review & pay" link of its own (see portal.pay.links).
     from portal.pay.links import issue_link, link_url
 
-    _, token = issue_link(session, invoice, days=30, purpose="message", actor="herald:reminders")
+    _, token = issue_link(session, invoice, days=days, purpose="message",
+                          actor="herald:reminders")
     return link_url(public_url, token)
 
 
@@ -274,7 +275,7 @@ def standing_of(invoice: Invoice, credited: Decimal) -> Standing:
 
 def create_reminder_run(session: Session, policy: ReminderPolicy, options: WaveOptions, *,
                         today: date, public_url: str, created_by: str,
-                        store: DocumentStore) -> ReminderSummary:
+                        store: DocumentStore, link_days: int = 30) -> ReminderSummary:
     """Plan today's reminders as one run (none when nothing is due); flushes, never commits.
 
     Each open invoice gets at most its latest reached stage, once. Earlier
@@ -303,7 +304,7 @@ def create_reminder_run(session: Session, policy: ReminderPolicy, options: WaveO
         stage = stages[0]
         spec = reminder_spec(session, invoice, stage, policy, today=today,
                              amount_due=amount_due, sent_offsets=sent.get(prefix, set()),
-                             public_url=public_url, store=store)
+                             public_url=public_url, store=store, link_days=link_days)
         summary.superseded += len(cancel_pending_for_subject(
             session, prefix, f"superseded by the reminder at {stage.offset_days} days",
             created_by))

@@ -57,7 +57,8 @@ def run_command(today, policy_file, rate_per_minute, window, weekends, start) ->
         with get_database().session_scope() as session:
             summary = create_reminder_run(session, policy, options, today=day,
                                           public_url=settings.public_url, created_by=ACTOR,
-                                          store=store)
+                                          store=store,
+                                          link_days=settings.pay_link_days_after_due)
             waves = [wave.id for wave in summary.run.run.waves] if summary.run else []
             if start and waves:
                 start_wave(session, waves[0], actor=ACTOR)
