@@ -11,6 +11,8 @@ two stored documents and checked against what was sent.
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from einvoice.errors import InvoiceRuleError
@@ -47,7 +49,8 @@ def pdf_attachment(pdf: bytes, number: str, description: str | None = None) -> A
         id=number,
         description=description or f"{number} (PDF)",
         mime_code=PDF_MIME,
-        filename=f"{number}.pdf",
+        # Numbers may hold "/" or spaces; the file name must stay portable.
+        filename=(re.sub(r"[^0-9A-Za-z._-]+", "_", number).strip("_") or "document") + ".pdf",
         content=pdf,
     )
 

@@ -185,3 +185,11 @@ def test_check_names_missing_file_name_and_duplicates(make_document):
     assert ("DE-R-022", "attachments") in rules
     with pytest.raises(InvoiceRuleError):
         write_ubl(doc)
+
+
+def test_a_number_with_slashes_gets_a_portable_file_name(rendered, rules_dir):
+    _, ubl, pdf = rendered
+    variant = embed_pdf(ubl, pdf, number="2026/10 7")
+    (attachment,) = read_ubl(variant).attachments
+    assert (attachment.id, attachment.filename) == ("2026/10 7", "2026_10_7.pdf")
+    assert validate(variant, rules_dir).fatal == []
