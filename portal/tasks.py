@@ -129,7 +129,9 @@ def enqueue_pdf_rendering(app: Flask, invoice_ids: Iterable[int]) -> int:
     the worker never looks for invoices it cannot see yet.
     """
     task: Callable[[list[int]], object] = render_pdfs_task(app)
-    chunks = batches(sorted(set(invoice_ids)))
+    # Newest first: recently issued documents are the ones runs are about to send (their
+    # emails wait for the PDF), while a backlog of old ones only matters for downloads.
+    chunks = batches(sorted(set(invoice_ids), reverse=True))
     for chunk in chunks:
         task(chunk)
     return len(chunks)
