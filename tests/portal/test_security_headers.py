@@ -71,6 +71,17 @@ def test_every_kind_of_html_page_has_the_headers(client, alice):
     assert "Strict-Transport-Security" not in signed_in_page.headers
 
 
+@pytest.mark.parametrize("path", ["/pay/t/not-a-real-token", "/sign-in/link/not-a-real-token",
+                                  "/password/reset/not-a-real-token"])
+def test_pages_reached_by_a_token_are_never_stored(client, path):
+    # A token in the address is a key to the invoice or account: no cache may keep the page.
+    response = client.get(path)
+    assert response.status_code < 500
+    assert "no-store" in response.headers["Cache-Control"].replace(" ", "").split(",")
+    assert response.headers["Referrer-Policy"] in ("same-origin", "no-referrer")
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+
+
 def test_static_files_may_be_cached_but_still_get_nosniff(client):
     response = client.get("/static/herald.css")
     assert response.status_code == 200
