@@ -22,6 +22,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urldefrag
 
@@ -36,6 +37,8 @@ from portal.migrate import upgrade
 from portal.models import Organisation
 from tests.browser.accessibility import AXE_PATH, assert_accessible
 from tests.browser.seed import Person, Seeded, add_customer, seed
+from tests.peers import stripe_api
+from tests.peers.stripe_api import StripePeer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -119,6 +122,7 @@ class LiveServer:
     url: str
     app: Flask
     seeded: Seeded
+    stripe: StripePeer
     _count: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def database(self):
@@ -142,8 +146,27 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(databases, tmp_path_factory) -> Iterator[LiveServer]:
-    """The portal app on its own migrated, seeded database, served by werkzeug in a thread."""
+def stripe_standin() -> Iterator[StripePeer]:
+    """The local stand-in for Stripe's API (tests/peers), for the live server's whole run."""
+    peer = StripePeer()
+    server = ThreadingHTTPServer((peer.host, 0), stripe_api._handler(peer))
+    peer.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, name="stripe-standin", daemon=True)
+    thread.start()
+    try:
+        yield peer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def live_server(databases, tmp_path_factory, stripe_standin) -> Iterator[LiveServer]:
+    """The portal app on its own migrated, seeded database, served by werkzeug in a thread.
+
+    Stripe is configured (against the local stand-in) from the start, as in a real
+    deployment: the app allows Stripe's checkout origin in its CSP only when built so.
+    """
     holder: dict[str, Flask] = {}
 
     def dispatch(environ, start_response):
@@ -160,6 +183,9 @@ def live_server(databases, tmp_path_factory) -> Iterator[LiveServer]:
             "HERALD_INSTANCE_PATH": str(tmp_path_factory.mktemp("browser-instance")),
             "HERALD_PUBLIC_URL": url,
             "EINVOICE_RULES_DIR": "",  # Herald's own checks only: the official rules are slow
+            "STRIPE_SECRET_KEY": stripe_api.SECRET_KEY,
+            "STRIPE_WEBHOOK_SECRET": stripe_api.WEBHOOK_SECRET,
+            "STRIPE_API_BASE": stripe_standin.api_base,
         })
         database = get_database(app)
         upgrade(database.engine)
@@ -167,7 +193,7 @@ def live_server(databases, tmp_path_factory) -> Iterator[LiveServer]:
             seeded = seed(session, url)
         holder["app"] = app
         thread.start()
-        yield LiveServer(url=url, app=app, seeded=seeded)
+        yield LiveServer(url=url, app=app, seeded=seeded, stripe=stripe_standin)
     finally:
         if thread.is_alive():
             server.shutdown()
