@@ -38,7 +38,7 @@ def message_subjects(invoice: Invoice) -> tuple[list[str], list[str]]:
     """Exact subject keys and prefixes of the messages about ``invoice``."""
     key = invoice_key(invoice)
     return [f"{invoice.kind.value}:{key}"], [f"reminder:{key}:", f"receipt:{key}:",
-                                             f"signature_request:{key}:"]
+                                             f"signature_request:{key}:", f"resend:{key}:"]
 
 
 def invoice_trail(session: Session, invoice: Invoice) -> list[TrailEntry]:

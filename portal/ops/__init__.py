@@ -4,4 +4,11 @@ from flask import Blueprint
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
 
-from portal.ops import labels, log_views, routes, run_views  # noqa: E402,F401
+from portal.ops import (  # noqa: E402,F401
+    customer_views,
+    failures,
+    labels,
+    log_views,
+    routes,
+    run_views,
+)
