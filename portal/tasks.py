@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import Flask
+from huey import crontab
 from huey.api import TaskWrapper
 from sqlalchemy.orm import Session, sessionmaker
 
+from distribution.channels.base import ChannelName
+from distribution.deliveries import Delivery, DeliveryState, Message
 from distribution.documents import DocumentStore, make_store
 from distribution.worker import BULK_PRIORITY
 from portal.config import Settings
@@ -35,6 +38,8 @@ BATCH_SIZE = 100
 # running tasks). A task renders for about this long, then queues the rest.
 TASK_BUDGET_SECONDS = 2.0
 ACTOR = "worker:render"
+# Between sends (which never wait) and the bulk backlog.
+WANTED_PRIORITY = 50
 # Bound parameters per IN (...) query; SQLite allows far more, but long lists gain nothing.
 _CHUNK = 500
 
@@ -109,7 +114,36 @@ def init_app(app: Flask, settings: Settings) -> None:
         return {"rendered": result.rendered, "skipped": result.skipped,
                 "failed": result.failed, "handed_on": len(result.remaining)}
 
+    # Every minute: the PDFs that released or pending emails are waiting for go ahead
+    # of the backlog (a month-end import queues thousands; a run needs its own first).
+    @huey.periodic_task(crontab(minute="*"), name="render_wanted_pdfs",
+                        priority=WANTED_PRIORITY)
+    def render_wanted_pdfs() -> dict[str, int]:
+        with make_session() as session:
+            wanted = wanted_invoice_ids(session)
+        result = render_batch(make_session, store(), settings.public_url, wanted,
+                              budget_seconds=TASK_BUDGET_SECONDS * 10)
+        if wanted:
+            log.info("rendered %d PDFs emails were waiting for (%d left for the next pass)",
+                     result.rendered, len(result.remaining))
+        return {"rendered": result.rendered, "remaining": len(result.remaining)}
+
     app.extensions[EXTENSION_KEY] = render_pdfs
+
+
+def wanted_invoice_ids(session: Session, limit: int = 500) -> list[int]:
+    """Invoices whose PDF an unsent email is waiting for, oldest message first."""
+    waiting = (sa.select(Message.ubl_sha256)
+               .join(Delivery, Delivery.message_id == Message.id)
+               .where(Delivery.channel == ChannelName.EMAIL,
+                      Delivery.state.in_((DeliveryState.PENDING, DeliveryState.RELEASED)),
+                      Message.pdf_sha256.is_(None), Message.ubl_sha256.is_not(None))
+               .order_by(Message.id).limit(limit))
+    hashes = sorted(set(session.scalars(waiting)))
+    if not hashes:
+        return []
+    return sorted(set(session.scalars(sa.select(Invoice.id).where(
+        Invoice.ubl_sha256.in_(hashes), Invoice.pdf_sha256.is_(None)))))
 
 
 def render_pdfs_task(app: Flask) -> TaskWrapper:
