@@ -40,7 +40,10 @@ def provisioning_uri(secret: str, email: str) -> str:
 def qr_data_uri(uri: str) -> str:
     """The URI as a QR code: an SVG rendered here, as a data: URI for an ``<img>``."""
     buffer = io.BytesIO()
-    segno.make(uri, error="m").save(buffer, kind="svg", scale=5, border=2, xmldecl=False,
+    # Dark modules on an opaque white ground with a quiet zone: scanners need the contrast,
+    # also when the page is in dark mode.
+    segno.make(uri, error="m").save(buffer, kind="svg", scale=5, border=4, xmldecl=False,
+                                    dark="#000", light="#fff",
                                     title=ISSUER)
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 

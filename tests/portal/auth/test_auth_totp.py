@@ -42,9 +42,10 @@ def test_setup_shows_a_qr_code_image_and_confirms_with_a_code(client, session, u
     alice, _bob = users
     sign_in(client, "alice@example.com")
     page = client.get("/security/two-factor").data.decode()
-    image = re.search(r'<img src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]+)"', page)
+    image = re.search(r'<img [^>]*src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]+)"', page)
     assert image and "QR code" in image.group(2)
-    assert base64.b64decode(image.group(1)).startswith(b"<svg")
+    svg = base64.b64decode(image.group(1))
+    assert svg.startswith(b"<svg") and b'fill="#fff"' in svg  # a light ground, even in dark mode
     assert "style=" not in page and "<script>" not in page
     secret = SECRET_RE.search(page).group(1)
     wrong = post(client, "/security/two-factor", "/security/two-factor", code="000000")
