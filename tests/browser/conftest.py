@@ -46,10 +46,11 @@ ARTEFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = Path(os.environ.get("HERALD_CHROMIUM") or "/usr/bin/chromium")
 # Root in CI containers needs --no-sandbox; background networking would phone home.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage"]
+# The phone runs in dark mode, so axe-core checks the colours of both schemes.
 VIEWPORTS = {
-    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "desktop": {"viewport": {"width": 1280, "height": 800}, "color_scheme": "light"},
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
-              "device_scale_factor": 2},
+              "device_scale_factor": 2, "color_scheme": "dark"},
 }
 TIMEOUT_MS = 10_000
 
