@@ -8,9 +8,10 @@ bp = Blueprint("auth", __name__, cli_group="customers")
 
 @bp.record_once
 def _register_tasks(state) -> None:
-    from portal.auth import emails
+    from portal.auth import emails, housekeeping
 
     emails.init_app(state.app)
+    housekeeping.init_app(state.app)
 
 
 from portal.auth import cli, routes, security_routes  # noqa: E402,F401  (registers views on bp)

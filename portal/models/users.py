@@ -39,7 +39,8 @@ class User(UserMixin, Base):
     role: Mapped[Role] = mapped_column(enum_column(Role))
     customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customers.id"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
-    # Rotated on password change so that every other session of this user ends.
+    # Rotated on every password change or reset (the other sessions are ended at the same
+    # time, see portal.auth.sessions); a sign-in waiting for its second factor then lapses.
     session_token: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -71,3 +71,27 @@ def test_link_requests_are_limited_per_address(app, client, session, users, monk
     assert response.status_code == 429 and b"try again in" in response.data
     response = post(client, "/password/forgot", email="alice@example.com")
     assert response.status_code == 302  # a different step has its own count
+
+
+def test_old_attempts_sessions_and_links_are_purged(app, session, users):
+    from portal.auth.housekeeping import purge
+    from portal.models import AccountToken, SignInSession, TokenPurpose
+
+    alice, _bob = users
+    now = utcnow()
+    session.add_all([
+        SignInAttempt(action="password", ip_address="192.0.2.1", at=now - timedelta(days=2)),
+        SignInAttempt(action="password", ip_address="192.0.2.1", at=now - timedelta(minutes=5)),
+        SignInSession(user_id=alice.id, secret_sha256="0" * 64, method="password",
+                      expires_at=now - timedelta(days=100), ended_at=now - timedelta(days=100)),
+        SignInSession(user_id=alice.id, secret_sha256="1" * 64, method="password",
+                      expires_at=now + timedelta(hours=1)),
+        AccountToken(purpose=TokenPurpose.MAGIC_LINK, user_id=alice.id, created_by="t",
+                     expires_at=now - timedelta(days=91)),
+        AccountToken(purpose=TokenPurpose.MAGIC_LINK, user_id=alice.id, created_by="t",
+                     expires_at=now + timedelta(minutes=5)),
+    ])
+    session.flush()
+    assert purge(session, app.config["HERALD"]) == {"attempts": 1, "sessions": 1, "links": 1}
+    assert session.scalar(sa.select(sa.func.count()).select_from(SignInAttempt)) == 1
+    assert session.scalar(sa.select(sa.func.count()).select_from(SignInSession)) == 1
