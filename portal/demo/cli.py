@@ -35,8 +35,14 @@ from portal.tasks import enqueue_pdf_rendering, unrendered_invoice_ids
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--seed-only", is_flag=True, help="Create or upgrade the database and seed it, "
                                                 "then exit.")
+@click.option("--customers", default=200, show_default=True, type=click.IntRange(1, 200_000),
+              help="How many demo customers to seed (first start only); 10000 with "
+                   "--months 2 gives a run of about 10,000 invoices.")
+@click.option("--months", default=5, show_default=True, type=click.IntRange(2, 24),
+              help="Months of invoice history to seed, this one included (first start "
+                   "only); the demo run sends last month's.")
 @with_appcontext
-def demo_command(host: str, port: int, seed_only: bool) -> None:
+def demo_command(host: str, port: int, seed_only: bool, customers: int, months: int) -> None:
     """Create or upgrade the embedded database, seed demo data once, then serve and work."""
     app = current_app._get_current_object()
     settings = app.config["HERALD"]
@@ -45,9 +51,11 @@ def demo_command(host: str, port: int, seed_only: bool) -> None:
     with database.session_scope() as session:
         if not is_seeded(session):
             started = time.monotonic()
-            click.echo("Seeding demo data (a seller, 200 customers, about 1,000 documents)...")
+            click.echo(f"Seeding demo data (a seller, {customers:,} customers, {months} "
+                       "months of invoices)...")
             seed_demo(session, settings.instance_path,
-                      make_store(settings.document_store, settings.instance_path))
+                      make_store(settings.document_store, settings.instance_path),
+                      customers=customers, months=months)
             summary = demo_run(session, date.today(), settings.public_url)
             click.echo(f"Seeded in {time.monotonic() - started:.1f} s; run {summary.run.id} "
                        f"sends {summary.messages_created} invoices from last month.")
