@@ -76,6 +76,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from portal import signing
 
     signing.init_app(app)
+    from portal import api
+
+    api.init_app(app)  # /api/v1 for integrations (after errors: it answers API errors as JSON)
 
     from portal.cli import register_commands
 

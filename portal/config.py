@@ -75,6 +75,10 @@ class Settings:
     sign_in_limit_window_minutes: int = 15
     sign_in_limit_per_account: int = 5
     sign_in_limit_per_address: int = 30
+    # Integration API (/api/v1): requests per API key per fixed window; customer app tokens' life.
+    api_rate_limit: int = 600
+    api_rate_window_seconds: int = 60
+    api_customer_token_days: int = 30
 
     @classmethod
     def from_env(cls, instance_path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +128,9 @@ class Settings:
             sign_in_limit_window_minutes=_positive_int(env, "SIGN_IN_LIMIT_WINDOW_MINUTES", 15),
             sign_in_limit_per_account=_positive_int(env, "SIGN_IN_LIMIT_PER_ACCOUNT", 5),
             sign_in_limit_per_address=_positive_int(env, "SIGN_IN_LIMIT_PER_ADDRESS", 30),
+            api_rate_limit=_positive_int(env, "HERALD_API_RATE_LIMIT", 600),
+            api_rate_window_seconds=_positive_int(env, "HERALD_API_RATE_WINDOW_SECONDS", 60),
+            api_customer_token_days=_positive_int(env, "HERALD_API_CUSTOMER_TOKEN_DAYS", 30),
         )
 
 

@@ -1,5 +1,6 @@
 """The portal's records. Importing this package registers every table on ``Base.metadata``."""
 
+from portal.models.api import ApiKey, ApiNote, CustomerApiToken, IdempotencyRecord  # noqa: F401
 from portal.models.base import Base
 from portal.models.channel_settings import CustomerEmailAddress
 from portal.models.customers import Account, AccountStatus, Contact, Customer, CustomerKind
