@@ -70,6 +70,7 @@ class Settings:
     # in any case); emailed links live this long; attempts are limited per account and
     # per client address within a sliding window.
     sign_in_idle_minutes: int = 60
+    sign_in_remember_days: int = 30
     sign_in_link_minutes: int = 15
     sign_in_invitation_days: int = 7
     sign_in_limit_window_minutes: int = 15
@@ -123,6 +124,7 @@ class Settings:
             signing_remind_hours=_positive_int(env, "SIGNING_REMIND_HOURS", 48),
             signing_expire_days=_positive_int(env, "SIGNING_EXPIRE_DAYS", 30),
             sign_in_idle_minutes=_positive_int(env, "SIGN_IN_IDLE_MINUTES", 60),
+            sign_in_remember_days=_positive_int(env, "SIGN_IN_REMEMBER_DAYS", 30),
             sign_in_link_minutes=_positive_int(env, "SIGN_IN_LINK_MINUTES", 15),
             sign_in_invitation_days=_positive_int(env, "SIGN_IN_INVITATION_DAYS", 7),
             sign_in_limit_window_minutes=_positive_int(env, "SIGN_IN_LIMIT_WINDOW_MINUTES", 15),

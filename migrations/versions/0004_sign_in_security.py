@@ -36,6 +36,7 @@ def upgrade() -> None:
     sa.Column('ip_address', sa.String(length=45), nullable=True),
     sa.Column('user_agent', sa.String(length=120), nullable=True),
     sa.Column('method', sa.String(length=20), nullable=False),
+    sa.Column('remembered', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'],
                             name=op.f('fk_sign_in_sessions_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sign_in_sessions'))

@@ -81,7 +81,8 @@ def finish_sign_in(user: User, method: str, *, remember: bool = False,
     """Start a session for ``user`` and send them on."""
     session.pop(PENDING_KEY, None)
     start_session(db_session(), user, settings(), ip=client_ip(),
-                  user_agent=request.headers.get("User-Agent"), method=method)
+                  user_agent=request.headers.get("User-Agent"), method=method,
+                  remember=remember)
     login_user(user, remember=remember)
     return redirect(_safe_next(next_url) or home_for(user))
 

@@ -51,13 +51,19 @@ def summarise_user_agent(header: str | None) -> str:
 
 
 def start_session(session: Session, user: User, settings: Settings, *, ip: str | None,
-                  user_agent: str | None, method: str) -> str:
-    """Create a session row for ``user``, record the sign-in and return the Flask-Login id."""
+                  user_agent: str | None, method: str, remember: bool = False) -> str:
+    """Create a session row for ``user``, record the sign-in and return the Flask-Login id.
+
+    A remembered session ("keep me signed in") has no idle limit and lives
+    ``sign_in_remember_days``; others end after ``sign_in_idle_minutes`` unused and
+    ``session_lifetime_minutes`` in any case.
+    """
     secret = secrets.token_urlsafe(32)
     now = utcnow()
+    lifetime = timedelta(days=settings.sign_in_remember_days) if remember \
+        else timedelta(minutes=settings.session_lifetime_minutes)
     row = SignInSession(user_id=user.id, secret_sha256=_digest(secret), created_at=now,
-                        last_seen_at=now,
-                        expires_at=now + timedelta(minutes=settings.session_lifetime_minutes),
+                        last_seen_at=now, expires_at=now + lifetime, remembered=remember,
                         ip_address=(ip or "")[:45] or None,
                         user_agent=summarise_user_agent(user_agent)[:120], method=method)
     session.add(row)
@@ -65,7 +71,8 @@ def start_session(session: Session, user: User, settings: Settings, *, ip: str |
     session.flush()
     record_event(session, *user_subject(user), "auth.signed_in",
                  {"session_id": row.id, "method": method, "ip": row.ip_address,
-                  "user_agent": row.user_agent}, actor=f"user:{user.id}")
+                  "user_agent": row.user_agent, "remembered": remember},
+                 actor=f"user:{user.id}")
     login_id = f"{row.id}:{secret}"
     user.login_id = login_id
     return login_id
@@ -84,7 +91,7 @@ def session_for(session: Session, login_id: str, settings: Settings) -> SignInSe
     if now >= row.expires_at:
         end_session(session, row, "expired", actor="system:sign-in")
         return None
-    if now - row.last_seen_at >= timedelta(minutes=settings.sign_in_idle_minutes):
+    if is_idle(row, settings, now):
         end_session(session, row, "idle", actor="system:sign-in")
         return None
     if now - row.last_seen_at >= TOUCH_INTERVAL:
@@ -133,5 +140,6 @@ def current_session_id(user: User) -> int | None:
 
 
 def is_idle(row: SignInSession, settings: Settings, now: datetime | None = None) -> bool:
-    """True when the session has gone unused past the idle time."""
-    return (now or utcnow()) - row.last_seen_at >= timedelta(minutes=settings.sign_in_idle_minutes)
+    """True when the session has gone unused past the idle time (never when remembered)."""
+    return not row.remembered and (now or utcnow()) - row.last_seen_at >= timedelta(
+        minutes=settings.sign_in_idle_minutes)

@@ -34,6 +34,8 @@ class SignInSession(Base):
     ip_address: Mapped[str | None] = mapped_column(sa.String(45))
     user_agent: Mapped[str | None] = mapped_column(sa.String(120))  # a summary, not the header
     method: Mapped[str] = mapped_column(sa.String(20))  # password, magic_link, invitation, ...
+    # "Keep me signed in": no idle limit, and the longer absolute lifetime.
+    remembered: Mapped[bool] = mapped_column(default=False)
 
     user: Mapped[User] = relationship()
 

@@ -138,3 +138,19 @@ def test_security_page_needs_sign_in_and_is_in_the_menu(client, users):
     sign_in(client, "alice@example.com")
     assert b'href="/security"' in client.get("/invoices").data
     assert csrf_token(client, "/security")
+
+
+def test_keep_me_signed_in_has_no_idle_limit_but_still_an_end(client, session, users):
+    alice, _bob = users
+    sign_in(client, "alice@example.com", remember="y")
+    [row] = _rows(session, alice)
+    assert row.remembered
+    assert timedelta(days=29) < row.expires_at - utcnow() <= timedelta(days=30)
+    row.last_seen_at = utcnow() - timedelta(days=3)
+    session.flush()
+    assert client.get("/invoices").status_code == 200
+    row = _rows(session, alice)[0]
+    row.expires_at = utcnow() - timedelta(seconds=1)
+    session.flush()
+    assert client.get("/invoices").status_code == 302
+    assert _rows(session, alice)[0].ended_reason == "expired"
