@@ -131,8 +131,9 @@ class LiveServer:
         return get_database(self.app).session_scope()
 
     def new_customer(self, *, language: str = "en", invoices: int = 1,
-                     render: bool = False) -> Person:
-        """A customer of the test's own (committed): sign-in and ``invoices`` issued invoices.
+                     render: bool = False, sign_in: bool = True) -> Person:
+        """A customer of the test's own (committed): ``invoices`` issued invoices and a
+        sign-in (none when ``sign_in`` is false; ``Person.email`` is then still free).
 
         Invoice numbers are ``INV-<customer>-<n>``; PDFs render on first download unless
         ``render`` asks for them now.
@@ -142,6 +143,7 @@ class LiveServer:
             org = session.get(Organisation, self.seeded.organisation_id)
             return add_customer(session, org, number, name=f"Customer {number}",
                                 language=language, public_url=self.url, render=render,
+                                sign_in=sign_in,
                                 invoices=tuple(f"INV-{number.upper()}-{n}"
                                                for n in range(1, invoices + 1)))
 

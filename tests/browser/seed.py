@@ -53,8 +53,9 @@ class Seeded:
 
 def add_customer(session: Session, org: Organisation, number: str, *, name: str,
                  language: str = "en", invoices: tuple[str, ...] = (),
-                 public_url: str, render: bool = True) -> Person:
-    """A customer with a sign-in and issued invoices (PDFs rendered when ``render``)."""
+                 public_url: str, render: bool = True, sign_in: bool = True) -> Person:
+    """A customer with issued invoices (PDFs rendered when ``render``) and, when ``sign_in``,
+    a sign-in."""
     customer = make_customer(session, org, number, name=name, language=language)
     today = date.today()
     mappings = []
@@ -76,7 +77,8 @@ def add_customer(session: Session, org: Organisation, number: str, *, name: str,
             render_invoice_pdf(session, invoice, store, public_url=public_url,
                                actor="browser-tests")
     email = f"{number.lower()}@example.com"
-    make_user(session, email=email, password=PASSWORD, customer=customer)
+    if sign_in:
+        make_user(session, email=email, password=PASSWORD, customer=customer)
     return Person(email=email, customer_number=number, language=language, invoices=invoices)
 
 

@@ -135,3 +135,37 @@ def test_sign_out_another_device(tab: Tab, live_server, browser):
         expect(other).to_have_url(re.compile(r"/sign-in"))
     finally:
         phone.close()
+
+
+def test_create_a_sign_in_with_an_invoice(tab: Tab, live_server):
+    person = live_server.new_customer(sign_in=False)
+    number = person.invoices[0]
+    page = tab.page
+    tab.goto("/sign-in")
+    tab.check("sign-in")
+    page.get_by_role("link", name=re.compile("Create a sign-in with one of your invoices")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Create a sign-in")
+    tab.check("register")
+
+    def fill(total: str) -> None:
+        page.get_by_label("Account or customer number").fill(person.customer_number)
+        page.get_by_label("Number of one of your invoices").fill(number)
+        page.get_by_label("Total amount of that invoice").fill(total)
+        page.get_by_label("Your name").fill("New Customer")
+        page.get_by_label("Email").fill(person.email)
+        page.get_by_label("New password", exact=True).fill(person.password)
+        page.get_by_label("New password again").fill(person.password)
+        page.get_by_role("button", name="Create my sign-in").click()
+
+    # A total that is not the invoice's proves nothing.
+    fill("119.15")
+    expect(page.get_by_role("alert")).to_contain_text("These details do not match an invoice")
+    tab.check("details-wrong")
+    fill("120,15")  # typed the Dutch way
+    expect(page).to_have_url(re.compile(r"/invoices$"))
+    expect(page.get_by_role("link", name=number, exact=True)).to_be_visible()
+    tab.check("signed-in")
+
+    with live_server.database() as session:
+        user = session.scalars(sa.select(User).where(User.email == person.email)).one()
+        assert user.customer.number == person.customer_number
