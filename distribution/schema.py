@@ -6,6 +6,7 @@ from distribution import (  # noqa: F401  (imported for their tables)
     events,
     preferences,
     recipients,
+    template_store,
     waves,
 )
 from distribution.models import Base

@@ -56,6 +56,7 @@ from distribution.events import NewEvent, record_event, record_events
 from distribution.preferences import MessageType, Preference, resolve, resolve_preloaded
 from distribution.recipients import Address, Recipient, mark_dead
 from distribution.sqltypes import utcnow
+from distribution.template_store import active_overrides
 from distribution.templates import fallback_notice, render
 from einvoice import embed_pdf
 
@@ -381,7 +382,8 @@ class Sender:
             parameters["fallback_notice"] = fallback_notice(
                 row.language, CHANNEL_LABELS[ChannelName(row.fallback_for)],
                 row.fallback_reason or "")
-        rendered = render(row.message_type, row.language, parameters)
+        rendered = render(row.message_type, row.language, parameters, channel=row.channel,
+                          overrides=active_overrides(self.make_session))
         return OutgoingMessage(
             delivery_id=row.id, idempotency_key=row.idempotency_key,
             message_type=row.message_type,

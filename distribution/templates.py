@@ -9,6 +9,8 @@ Jinja's sandbox, with HTML escaped.
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +176,14 @@ FALLBACK_NOTICES = {
 }
 
 _environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# Operators' HTML bodies (distribution.template_store): placeholders are escaped.
+_html_environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+
+# Operators' own texts in force: (kind, part, language) -> Jinja source, where kind is
+# the message type ("reminder.<tone>" for reminders) and part one of email_subject,
+# email_text, email_html, push_title, push_body. See distribution.template_store.
+Overrides = Mapping[tuple[str, str, str], str]
+PUSH_CHANNELS = frozenset({"web_push", "fcm"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,21 +195,43 @@ class RenderedText:
     html: str
 
 
-def render(message_type: str, language: str, parameters: dict[str, Any]) -> RenderedText:
-    """Render the default texts of ``message_type`` in ``language`` (English if unknown)."""
+def render(message_type: str, language: str, parameters: dict[str, Any], *,
+           channel: str | None = None, overrides: Overrides | None = None) -> RenderedText:
+    """Render ``message_type`` in ``language`` (English if unknown) for ``channel``.
+
+    An operator's text in ``overrides`` replaces the built-in one of the same part:
+    for a push channel (web push, FCM) the push title and body, for any other the
+    email subject, text and HTML body.
+    """
     texts = TEXTS[message_type]
-    subject_template, body_template = texts.get(language) or texts["en"]
+    if language not in texts:
+        language = "en"
+    subject_template, body_template = texts[language]
     values = {"overdue": False, "text": "", **parameters}
+    kind = message_type
     if message_type == "reminder":
         values = {"fee": "", "total": "", "deadline": "", **values}
         values["tone"] = reminder_tone(values)
-        tones = REMINDER_TEXTS.get(language) or REMINDER_TEXTS["en"]
-        subject_template, body_template = tones[values["tone"]]
+        subject_template, body_template = REMINDER_TEXTS[language][values["tone"]]
+        kind = f"reminder.{values['tone']}"
+    html_template = None
+    if overrides:
+        push = channel in PUSH_CHANNELS
+        subject_template = overrides.get(
+            (kind, "push_title" if push else "email_subject", language), subject_template)
+        body_template = overrides.get(
+            (kind, "push_body" if push else "email_text", language), body_template)
+        html_template = None if push else overrides.get((kind, "email_html", language))
     subject = _compiled(subject_template).render(values).strip()
     body = _compiled(body_template).render(values).strip()
     notice = parameters.get("fallback_notice")
     if notice:
         body = f"{notice}\n\n{body}"
+    if html_template is not None:
+        subject = " ".join(subject.split())  # an operator's text may hold a line break
+        return RenderedText(subject=subject, text=body,
+                            html=_with_notice(compiled_html(html_template).render(values),
+                                              notice))
     return RenderedText(subject=subject, text=body, html=_html(body, values.get("link")))
 
 
@@ -219,6 +251,33 @@ def _compiled(source: str) -> Template:
     # Compiling a text costs milliseconds; rendering it microseconds. Jinja does not
     # cache from_string, and every delivery renders the same few texts.
     return _environment.from_string(source)
+
+
+def compiled(source: str) -> Template:
+    """A plain-text template (subject, text body, push title or body), compiled once."""
+    return _compiled(source)
+
+
+@functools.lru_cache(maxsize=128)
+def compiled_html(source: str) -> Template:
+    """An HTML body template, placeholders escaped, compiled once."""
+    return _html_environment.from_string(source)
+
+
+def environment_for(part: str) -> SandboxedEnvironment:
+    """The sandbox a part's text is parsed and rendered in (HTML escapes placeholders)."""
+    return _html_environment if part == "email_html" else _environment
+
+
+def _with_notice(html: str, notice: object) -> str:
+    # The fallback notice goes first, as render puts it first in the text body.
+    if not notice:
+        return html
+    paragraph = f"<p>{escape(str(notice))}</p>"
+    body = re.search(r"(?i)<body[^>]*>", html)
+    if body is None:
+        return paragraph + html
+    return html[:body.end()] + paragraph + html[body.end():]
 
 
 def fallback_notice(language: str, channel_label: str, reason: str) -> str:
