@@ -19,7 +19,7 @@ from portal.extensions import csrf, htmx, login_manager
 SETTING_PREFIXES = (
     "DATABASE_URL", "SECRET_KEY", "HUEY_URL", "EINVOICE_", "HERALD_", "SESSION_LIFETIME_",
     "IMPORT_", "DOCUMENT_STORE", "MAIL_", "SMTP_", "DKIM_", "VAPID_", "WEB_PUSH_", "FCM_",
-    "PEPPOL_", "SIGNING_", "STRIPE_", "PAY_LINK_", "SIGN_IN_",
+    "PEPPOL_", "SIGNING_", "STRIPE_", "PAY_LINK_", "SIGN_IN_", "METRICS_", "RETENTION_",
 )
 
 
@@ -67,6 +67,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(invoices.bp)
     app.register_blueprint(disputes.bp)
     app.register_blueprint(health.bp)
+    from portal import metrics
+
+    app.register_blueprint(metrics.bp)  # /metrics for Prometheus (token or loopback)
     from portal import preferences  # how we reach you, the manifest, the service worker
     app.register_blueprint(preferences.bp)
     app.register_blueprint(ops.bp)

@@ -80,6 +80,13 @@ class Settings:
     api_rate_limit: int = 600
     api_rate_window_seconds: int = 60
     api_customer_token_days: int = 30
+    # /metrics: served with this Bearer token, or (when unset) to loopback clients only.
+    metrics_token: str | None = field(default=None, repr=False)
+    # Data lifecycle: years issued documents and evidence are kept, by default and per
+    # country ("BE=7,NL=7,DE=10"); operational logs' days.
+    retention_years: int = 7
+    retention_years_by_country: tuple[tuple[str, int], ...] = ()
+    operational_log_days: int = 90
 
     @classmethod
     def from_env(cls, instance_path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +140,10 @@ class Settings:
             api_rate_limit=_positive_int(env, "HERALD_API_RATE_LIMIT", 600),
             api_rate_window_seconds=_positive_int(env, "HERALD_API_RATE_WINDOW_SECONDS", 60),
             api_customer_token_days=_positive_int(env, "HERALD_API_CUSTOMER_TOKEN_DAYS", 30),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            retention_years=_positive_int(env, "RETENTION_YEARS", 7),
+            retention_years_by_country=_retention_by_country(env),
+            operational_log_days=_positive_int(env, "RETENTION_OPERATIONAL_LOG_DAYS", 90),
         )
 
 
@@ -237,3 +248,20 @@ def _payment_providers(env: Mapping[str, str]) -> tuple[str, ...]:
         raise ConfigError(f"HERALD_PAYMENT_PROVIDERS={raw!r} names {', '.join(unknown)}; "
                           f"choose from {', '.join(PAYMENT_PROVIDERS)}, comma-separated")
     return names
+
+
+def _retention_by_country(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    raw = (env.get("RETENTION_YEARS_BY_COUNTRY") or "").strip()
+    if not raw:
+        return ()
+    pairs = []
+    for item in raw.split(","):
+        code, _, years = item.strip().partition("=")
+        code = code.strip().upper()
+        if len(code) != 2 or not code.isalpha() or not years.strip().isdigit() \
+                or int(years) <= 0:
+            raise ConfigError(f"RETENTION_YEARS_BY_COUNTRY={raw!r}: {item.strip()!r} must read "
+                              "COUNTRY=YEARS with a two-letter country code, e.g. "
+                              "RETENTION_YEARS_BY_COUNTRY=BE=7,DE=10")
+        pairs.append((code, int(years)))
+    return tuple(pairs)

@@ -1,0 +1,180 @@
+"""``/metrics``: Herald's state in the Prometheus text exposition format.
+
+Every value is read from the database (or the queue) at scrape time by one
+custom collector, so web processes keep no counters of their own and any of
+them answers for the whole installation. Served only with the configured
+``METRICS_TOKEN`` as a Bearer token, or, when no token is configured, only to a
+direct loopback client (a request that came through a proxy is refused, since
+behind a proxy on the same host every client looks like loopback).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from distribution.deliveries import Delivery, DeliveryState
+from distribution.dispatcher import ADVISORY_LOCK_ID
+from distribution.events import Event, EventChainHead
+from distribution.models import WorkerHeartbeat
+from distribution.recipients import Address
+from distribution.sqltypes import utcnow
+from distribution.waves import Wave, WaveState
+from portal.db import get_database
+from portal.ops.failure_reasons import reason_class
+
+bp = Blueprint("metrics", __name__)
+log = logging.getLogger(__name__)
+
+RELEASE_WINDOWS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5)}
+# Workers not seen for a day are gone (restarted under another pid); they are not reported.
+HEARTBEAT_HORIZON = timedelta(days=1)
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+
+
+@bp.route("/metrics")
+def metrics() -> Response:
+    """The scrape: 404 to anyone not allowed (so the endpoint's existence is not advertised)."""
+    if not allowed(current_app.config["HERALD"].metrics_token):
+        abort(404)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HeraldCollector(current_app._get_current_object()))
+    response = Response(generate_latest(registry), mimetype=None)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def allowed(token: str | None) -> bool:
+    """True when the request carries the configured token, or comes from loopback directly."""
+    if token:
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                                  token.encode())
+    if any(name in request.headers for name in PROXY_HEADERS):
+        return False
+    return request.remote_addr in LOOPBACK
+
+
+class HeraldCollector:
+    """Reads every metric from the database in one short session per scrape."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield each metric family; a part that cannot be read is left out, not faked."""
+        yield from self._queue()
+        with get_database(self.app).sessionmaker() as session:
+            yield from database_metrics(session)
+
+    def _queue(self) -> Iterator[Metric]:
+        from portal.queue import get_huey
+
+        try:
+            depth = get_huey(self.app).pending_count()
+        except Exception:  # a queue that cannot be read is reported as down
+            log.warning("metrics: the task queue could not be read", exc_info=True)
+            up = GaugeMetricFamily("herald_queue_up", "1 when the task queue answered the scrape")
+            up.add_metric([], 0)
+            yield up
+            return
+        up = GaugeMetricFamily("herald_queue_up", "1 when the task queue answered the scrape")
+        up.add_metric([], 1)
+        yield up
+        gauge = GaugeMetricFamily("herald_queue_depth",
+                                  "Tasks waiting in the Huey queue (not yet taken by a worker)")
+        gauge.add_metric([], depth)
+        yield gauge
+
+
+def database_metrics(session: Session) -> Iterator[Metric]:
+    """The metric families read from the database."""
+    now = utcnow()
+
+    deliveries = GaugeMetricFamily("herald_deliveries", "Deliveries by state and channel",
+                                   labels=["state", "channel"])
+    rows = session.execute(sa.select(Delivery.state, Delivery.channel, sa.func.count())
+                           .group_by(Delivery.state, Delivery.channel)).all()
+    for state, channel, count in sorted(rows, key=lambda r: (r[0].value, r[1].value)):
+        deliveries.add_metric([state.value, channel.value], count)
+    yield deliveries
+
+    released = GaugeMetricFamily(
+        "herald_deliveries_released", "Deliveries released by the dispatcher within the window "
+        "(from the event log); divide by the window for a rate", labels=["window"])
+    for name, width in RELEASE_WINDOWS.items():
+        released.add_metric([name], session.scalar(
+            sa.select(sa.func.count()).select_from(Event)
+            .where(Event.kind == "delivery.released", Event.at >= now - width)))
+    yield released
+
+    failures = GaugeMetricFamily(
+        "herald_delivery_failures", "Failed and in-doubt deliveries by reason class (as the "
+        "ops console's failures page groups them)", labels=["reason"])
+    counts: Counter[str] = Counter()
+    failed = session.execute(
+        sa.select(Delivery.state, Delivery.last_error, Address.dead_since.is_not(None),
+                  sa.func.count())
+        .outerjoin(Address, Address.id == Delivery.address_id)
+        .where(Delivery.state.in_((DeliveryState.FAILED, DeliveryState.IN_DOUBT)))
+        .group_by(Delivery.state, Delivery.last_error, Address.dead_since.is_not(None))).all()
+    for state, error, dead, count in failed:
+        counts[reason_class(error, state=state.value, address_dead=bool(dead))] += count
+    for reason in sorted(counts):
+        failures.add_metric([reason], counts[reason])
+    yield failures
+
+    waves = GaugeMetricFamily("herald_waves", "Waves by state", labels=["state"])
+    by_state = dict(session.execute(sa.select(Wave.state, sa.func.count())
+                                    .group_by(Wave.state)).all())
+    for state in WaveState:
+        waves.add_metric([state.value], by_state.get(state, 0))
+    yield waves
+
+    beats = GaugeMetricFamily("herald_worker_heartbeat_age_seconds",
+                              "Seconds since each worker (host:pid) last ran its heartbeat "
+                              "task; workers unseen for a day are left out", labels=["worker"])
+    for beat in session.scalars(sa.select(WorkerHeartbeat)
+                                .where(WorkerHeartbeat.last_seen_at >= now - HEARTBEAT_HORIZON)
+                                .order_by(WorkerHeartbeat.worker)):
+        beats.add_metric([beat.worker], (now - beat.last_seen_at).total_seconds())
+    yield beats
+
+    if session.bind.dialect.name == "postgresql":
+        lock = GaugeMetricFamily(
+            "herald_dispatcher_lock_held", "1 when a dispatcher holds the advisory lock of this "
+            "schema (pg_locks); 0 means no dispatcher is releasing")
+        lock.add_metric([], session.scalar(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = :id AND objsubid = 2 "
+            "AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)"),
+            {"id": ADVISORY_LOCK_ID}))
+        yield lock
+
+    head = session.get(EventChainHead, 1)
+    events = GaugeMetricFamily("herald_event_log_events",
+                               "Events in the hash-chained event log (from its chain head)")
+    events.add_metric([], head.count if head is not None else 0)
+    yield events
+
+    backlog = GaugeMetricFamily(
+        "herald_webhook_backlog", "Payment provider webhook events received but not processed. "
+        "Always 0: Herald handles each Stripe event within the webhook request (recorded in "
+        "processed_provider_events) and keeps no queue of unprocessed ones; Stripe retries "
+        "what was not answered with 2xx", labels=["provider"])
+    backlog.add_metric(["stripe"], 0)
+    yield backlog

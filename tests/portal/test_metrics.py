@@ -1,0 +1,114 @@
+"""``/metrics``: parsed by Prometheus's own parser, values match what the test created."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from distribution.deliveries import DeliveryState
+from distribution.dispatcher import DispatcherLock
+from distribution.events import Event, record_event
+from distribution.worker import record_heartbeat
+from portal.db import get_database
+from portal.queue import get_huey, get_tasks
+from tests.conftest import on_postgres
+from tests.distribution.conftest import deliveries_of, make_recipient, run_for, set_state
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(client, **kwargs) -> Samples:
+    """GET /metrics and parse it strictly; every sample by (name, sorted labels)."""
+    response = client.get("/metrics", **kwargs)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_count_what_exists(client, session):
+    before = scrape(client)
+    for key in ("m1", "m2", "m3", "m4"):
+        make_recipient(session, key, email=f"{key}@example.com")
+    run_for(session, ["m1", "m2", "m3", "m4"])
+    email = deliveries_of(session, channel="email")
+    assert len(email) == 4
+    set_state(session, email[0].id, DeliveryState.FAILED,
+              last_error="SMTP 550 at RCPT: 5.1.1 <m1@example.com>: user unknown")
+    set_state(session, email[1].id, DeliveryState.IN_DOUBT)
+    set_state(session, email[2].id, DeliveryState.SENT)
+    for delivery in email[2:]:
+        record_event(session, "delivery", str(delivery.id), "delivery.released", {}, actor="t")
+    record_heartbeat(session, "metrics-test:1")
+    session.flush()
+
+    after = scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("herald_deliveries", state="failed", channel="email") == 1
+    assert grew("herald_deliveries", state="in_doubt", channel="email") == 1
+    assert grew("herald_deliveries", state="sent", channel="email") == 1
+    assert grew("herald_deliveries", state="pending", channel="email") == 1
+    assert grew("herald_delivery_failures", reason="mailbox_unknown") == 1
+    assert grew("herald_delivery_failures", reason="in_doubt") == 1
+    assert grew("herald_deliveries_released", window="1m") == 2
+    assert grew("herald_deliveries_released", window="5m") == 2
+    assert grew("herald_waves", state="draft") + grew("herald_waves", state="running") == 1
+    assert value(after, "herald_event_log_events") == session.scalar(
+        sa.select(sa.func.count()).select_from(Event))
+    assert 0 <= value(after, "herald_worker_heartbeat_age_seconds",
+                      worker="metrics-test:1") < 60
+    assert value(after, "herald_webhook_backlog", provider="stripe") == 0
+    assert value(after, "herald_queue_up") == 1
+
+
+def test_queue_depth_counts_waiting_tasks(app, client):
+    huey = get_huey(app)
+    before = value(scrape(client), "herald_queue_depth")
+    get_tasks(app).send(999_999_999)  # enqueued only: no worker runs in the test
+    try:
+        assert value(scrape(client), "herald_queue_depth") == before + 1
+    finally:
+        huey.dequeue()
+
+
+@pytest.mark.skipif(not on_postgres(), reason="the dispatcher lock exists on PostgreSQL only")
+def test_dispatcher_lock_reported(app, client):
+    assert value(scrape(client), "herald_dispatcher_lock_held") == 0
+    lock = DispatcherLock(get_database(app).engine)
+    assert lock.ensure()
+    try:
+        assert value(scrape(client), "herald_dispatcher_lock_held") == 1
+    finally:
+        lock.release()
+    assert value(scrape(client), "herald_dispatcher_lock_held") == 0
+
+
+def test_without_token_only_direct_loopback(client):
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 404
+    # Through a proxy on the same host every client is loopback: refused.
+    assert client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 404
+    assert client.get("/metrics").status_code == 200
+
+
+def test_with_token_bearer_required_everywhere(app, client, monkeypatch):
+    settings = app.config["HERALD"]
+    monkeypatch.setitem(app.config, "HERALD",
+                        dataclasses.replace(settings, metrics_token="s3cret-scrape-token"))
+    assert client.get("/metrics").status_code == 404  # loopback is not enough any more
+    wrong = {"Authorization": "Bearer not-it"}
+    assert client.get("/metrics", headers=wrong).status_code == 404
+    right = {"Authorization": "Bearer s3cret-scrape-token"}
+    assert scrape(client, headers=right, environ_base={"REMOTE_ADDR": "10.1.2.3"})
