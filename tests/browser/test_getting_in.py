@@ -17,7 +17,8 @@ from portal.models.sign_in import AccountToken, TokenPurpose
 from tests.browser.conftest import VIEWPORTS, Tab
 
 
-def _issue_magic_link(live_server, email: str) -> str:
+def _issue_link(live_server, email: str,
+                purpose: TokenPurpose = TokenPurpose.MAGIC_LINK) -> str:
     """What the account-email task does before it mails the link: make the row's token.
 
     The live server runs no worker, so the test plays the mail task's part; the
@@ -26,7 +27,7 @@ def _issue_magic_link(live_server, email: str) -> str:
     with live_server.database() as session:
         row = session.scalars(
             sa.select(AccountToken).join(User).where(
-                User.email == email, AccountToken.purpose == TokenPurpose.MAGIC_LINK)
+                User.email == email, AccountToken.purpose == purpose)
             .order_by(AccountToken.id.desc())).first()
         assert row is not None, "asking for a link made no token"
         return tokens.issue(session, row, live_server.app.config["HERALD"])
@@ -45,7 +46,7 @@ def test_sign_in_with_an_emailed_link(tab: Tab, live_server):
     expect(page.get_by_role("status")).to_contain_text(f"If {person.email} has a sign-in")
     tab.check("link-sent")
 
-    link = f"/sign-in/link/{_issue_magic_link(live_server, person.email)}"
+    link = f"/sign-in/link/{_issue_link(live_server, person.email)}"
     tab.goto(link)
     expect(page.get_by_text(f"Sign in as {person.email} on this device.")).to_be_visible()
     tab.check("link-opened")
@@ -169,3 +170,34 @@ def test_create_a_sign_in_with_an_invoice(tab: Tab, live_server):
     with live_server.database() as session:
         user = session.scalars(sa.select(User).where(User.email == person.email)).one()
         assert user.customer.number == person.customer_number
+
+
+def test_forgotten_password_reset_by_an_emailed_link(tab: Tab, live_server):
+    person = live_server.new_customer()
+    new_password = "a brand new passphrase"
+    page = tab.page
+    tab.goto("/sign-in")
+    tab.check("sign-in")
+    page.get_by_role("link", name="Forgot your password?").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Forgot your password?")
+    tab.check("forgot")
+    page.get_by_label("Email").fill(person.email)
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("status")).to_contain_text(f"If {person.email} has a sign-in")
+    tab.check("link-sent")
+
+    token = _issue_link(live_server, person.email, TokenPurpose.PASSWORD_RESET)
+    tab.goto(f"/password/reset/{token}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Choose a new password")
+    tab.check("choose")
+    page.get_by_label("New password", exact=True).fill(new_password)
+    page.get_by_label("New password again").fill(new_password)
+    page.get_by_role("button", name="Save password").click()
+    expect(page.get_by_role("status")).to_contain_text("Your password is changed")
+    tab.check("changed")
+
+    tab.sign_in(person)  # the old password
+    expect(page.get_by_role("alert")).to_contain_text("do not match")
+    tab.sign_in(person, password=new_password)
+    expect(page).to_have_url(re.compile(r"/invoices$"))
+    tab.check("signed-in")
