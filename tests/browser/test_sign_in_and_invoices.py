@@ -42,6 +42,11 @@ def test_sign_in_open_an_invoice_download_its_pdf_and_sign_out(tab: Tab, live_se
     text = "".join(p.extract_text() or "" for p in PdfReader(BytesIO(data)).pages)
     assert seeded.open_invoice in text
 
+    # Another customer's invoice, even by its exact address, is not found.
+    response = tab.goto(f"/invoices/{seeded.bob.invoices[0]}")
+    assert response.status == 404
+    tab.check("another-customers-invoice")
+
     tab.sign_out()
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
     tab.check("signed-out")
