@@ -51,6 +51,9 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(invoices_group)
     app.cli.add_command(demo_command)
     app.cli.add_command(einvoice_group)
+    from portal.lifecycle.cli import lifecycle_group
+
+    app.cli.add_command(lifecycle_group)  # retention, legal holds, GDPR export and erasure
     for command in (runs_group, waves_group, dispatcher_command, contacts_group, audit_group,
                     reminders_group):
         app.cli.add_command(command)

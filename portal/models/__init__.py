@@ -13,6 +13,7 @@ from portal.models.invoices import (
     InvoiceStatus,
     LineAllowanceCharge,
 )
+from portal.models.legal_holds import LegalHold  # noqa: F401 - data lifecycle
 from portal.models.organisations import Organisation
 from portal.models.payments import Payment, PaymentKind, PaymentMethod
 from portal.models.pay import PayLink, PayLinkRequest, ProcessedProviderEvent  # noqa: F401

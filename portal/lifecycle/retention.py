@@ -1,0 +1,202 @@
+"""Retention per record type, and the purge that deletes what is past it.
+
+Issued invoices and their evidence (lines, payments, disputes, signatures, pay
+links, the stored UBL and PDF) are kept until the end of the calendar year
+``RETENTION_YEARS`` after the issue year (most VAT laws count from the end of
+the year). Where the seller's and the customer's countries have their own
+period (``RETENTION_YEARS_BY_COUNTRY``), the longest of the three applies.
+Operational logs are kept ``RETENTION_OPERATIONAL_LOG_DAYS``. Anything under a
+legal hold is never deleted, and the event log is evidence and never purged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from distribution.deliveries import Message
+from distribution.documents import StoredDocument
+from distribution.events import record_event
+from distribution.models import WorkerHeartbeat
+from distribution.sqltypes import utcnow
+from portal.config import Settings
+from portal.lifecycle.holds import held_customer_ids, held_invoice_ids
+from portal.models import Customer, Dispute, Invoice, InvoiceStatus, Organisation, Payment
+from portal.models.api import ApiNote, ApiRateWindow, IdempotencyRecord
+from portal.models.pay import PayLink, PayLinkRequest
+from portal.models.sign_in import AccountToken, SignInAttempt, SignInSession
+from portal.models.signatures import SignatureRequest
+
+ACTOR = "lifecycle"
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long each kind of record is kept."""
+
+    years: int = 7
+    years_by_country: dict[str, int] = field(default_factory=dict)
+    operational_log_days: int = 90
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetentionPolicy:
+        """The policy configured in the environment."""
+        return cls(settings.retention_years, dict(settings.retention_years_by_country),
+                   settings.operational_log_days)
+
+    def years_for(self, *countries: str | None) -> int:
+        """The longest period among the default and the given countries' own."""
+        return max([self.years] + [self.years_by_country[c.upper()] for c in countries
+                                   if c and c.upper() in self.years_by_country])
+
+    def kept_until(self, issue_date: date, *countries: str | None) -> date:
+        """The last day a document issued on ``issue_date`` must be kept."""
+        return date(issue_date.year + self.years_for(*countries), 12, 31)
+
+
+@dataclass
+class PurgeReport:
+    """What a purge removed (or, dry, would remove), per record type, and what it kept."""
+
+    removed: Counter[str] = field(default_factory=Counter)
+    kept_on_hold: int = 0
+    dry_run: bool = False
+
+
+def purge(session: Session, policy: RetentionPolicy, *, today: date | None = None,
+          dry_run: bool = False, actor: str = ACTOR) -> PurgeReport:
+    """Delete every record past its retention that no hold protects; one event says what.
+
+    With ``dry_run`` nothing is deleted (the caller rolls back as well) and the
+    report says what would go.
+    """
+    today = today or utcnow().date()
+    report = PurgeReport(dry_run=dry_run)
+    _purge_operational_logs(session, policy, report, dry_run)
+    _purge_invoices(session, policy, today, report, dry_run)
+    if not dry_run:
+        record_event(session, "lifecycle", "purge", "lifecycle.purged",
+                     {"removed": dict(sorted(report.removed.items())),
+                      "kept_on_hold": report.kept_on_hold, "as_of": today.isoformat()},
+                     actor=actor)
+    return report
+
+
+def _delete(session: Session, report: PurgeReport, name: str, table, where, dry_run: bool):
+    if dry_run:
+        count = session.scalar(sa.select(sa.func.count()).select_from(table).where(where))
+    else:
+        count = session.execute(sa.delete(table).where(where)
+                                .execution_options(synchronize_session=False)).rowcount
+    if count:
+        report.removed[name] += count
+
+
+def _purge_operational_logs(session: Session, policy: RetentionPolicy, report: PurgeReport,
+                            dry_run: bool) -> None:
+    cutoff = utcnow() - timedelta(days=policy.operational_log_days)
+    held = held_invoice_ids(session) | _invoices_of(session, held_customer_ids(session))
+    _delete(session, report, "sign_in_attempts", SignInAttempt.__table__,
+            SignInAttempt.at < cutoff, dry_run)
+    _delete(session, report, "sign_in_sessions", SignInSession.__table__,
+            SignInSession.expires_at < cutoff, dry_run)
+    _delete(session, report, "account_tokens", AccountToken.__table__,
+            sa.or_(AccountToken.expires_at < cutoff,
+                   sa.and_(AccountToken.expires_at.is_(None), AccountToken.created_at < cutoff)),
+            dry_run)
+    _delete(session, report, "pay_link_requests", PayLinkRequest.__table__,
+            sa.and_(PayLinkRequest.created_at < cutoff,
+                    sa.or_(PayLinkRequest.invoice_id.is_(None),
+                           PayLinkRequest.invoice_id.not_in(held) if held else sa.true())),
+            dry_run)
+    _delete(session, report, "api_idempotency", IdempotencyRecord.__table__,
+            IdempotencyRecord.created_at < cutoff, dry_run)
+    _delete(session, report, "api_rate_windows", ApiRateWindow.__table__,
+            ApiRateWindow.window_start < int(time.time()) - policy.operational_log_days * 86400,
+            dry_run)
+    _delete(session, report, "worker_heartbeats", WorkerHeartbeat.__table__,
+            WorkerHeartbeat.last_seen_at < cutoff, dry_run)
+
+
+def _invoices_of(session: Session, customer_ids: set[int]) -> set[int]:
+    if not customer_ids:
+        return set()
+    return set(session.scalars(sa.select(Invoice.id).where(Invoice.customer_id.in_(customer_ids))))
+
+
+def expired_invoice_ids(session: Session, policy: RetentionPolicy, today: date,
+                        report: PurgeReport | None = None) -> list[int]:
+    """Invoices past retention that no hold covers (active disputes keep theirs too)."""
+    shortest = min([policy.years, *policy.years_by_country.values()])
+    # Only issue years that even the shortest period has passed are candidates.
+    before = date(today.year - shortest, 1, 1)
+    held_invoices = held_invoice_ids(session)
+    held_customers = held_customer_ids(session)
+    rows = session.execute(
+        sa.select(Invoice.id, Invoice.customer_id, Invoice.issue_date, Invoice.status,
+                  Organisation.country_code, Customer.country_code)
+        .join(Organisation, Organisation.id == Invoice.organisation_id)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.issue_date < before).order_by(Invoice.id)).all()
+    expired = []
+    for invoice_id, customer_id, issued, status, seller_country, buyer_country in rows:
+        if policy.kept_until(issued, seller_country, buyer_country) >= today:
+            continue
+        if invoice_id in held_invoices or customer_id in held_customers:
+            if report is not None:
+                report.kept_on_hold += 1
+            continue
+        if status is InvoiceStatus.DISPUTED:
+            continue
+        expired.append(invoice_id)
+    return expired
+
+
+def _purge_invoices(session: Session, policy: RetentionPolicy, today: date,
+                    report: PurgeReport, dry_run: bool) -> None:
+    ids = expired_invoice_ids(session, policy, today, report)
+    if not ids:
+        return
+    hashes = {h for row in session.execute(sa.select(Invoice.ubl_sha256, Invoice.pdf_sha256)
+                                           .where(Invoice.id.in_(ids))) for h in row if h}
+    # Evidence around the invoices first (their foreign keys point at it), ORM deletes where
+    # children cascade (signers and signatures, dispute lines and messages).
+    for model, name in ((SignatureRequest, "signature_requests"), (Dispute, "disputes")):
+        rows = list(session.scalars(sa.select(model).where(model.invoice_id.in_(ids))))
+        if rows:
+            report.removed[name] += len(rows)
+            if not dry_run:
+                for row in rows:
+                    session.delete(row)
+                session.flush()
+    for table, column, name in ((ApiNote.__table__, ApiNote.invoice_id, "api_notes"),
+                                (PayLinkRequest.__table__, PayLinkRequest.invoice_id,
+                                 "pay_link_requests"),
+                                (PayLink.__table__, PayLink.invoice_id, "pay_links"),
+                                (Payment.__table__, Payment.invoice_id, "payments")):
+        _delete(session, report, name, table, column.in_(ids), dry_run)
+    report.removed["invoices"] += len(ids)
+    if not dry_run:
+        for invoice in session.scalars(sa.select(Invoice).where(Invoice.id.in_(ids))):
+            session.delete(invoice)  # lines and allowances cascade
+        session.flush()
+    # A stored document goes only when nothing left refers to it (a message that was
+    # sent with it, another invoice, a signature request).
+    still_used = set()
+    if hashes:
+        for column in (Invoice.ubl_sha256, Invoice.pdf_sha256, Message.ubl_sha256,
+                       Message.pdf_sha256, SignatureRequest.document_sha256,
+                       SignatureRequest.signed_sha256):
+            query = sa.select(column).where(column.in_(hashes))
+            if dry_run and column.class_ is Invoice:
+                query = query.where(Invoice.id.not_in(ids))
+            still_used.update(session.scalars(query))
+    gone = hashes - still_used
+    if gone:
+        _delete(session, report, "documents", StoredDocument.__table__,
+                StoredDocument.sha256.in_(gone), dry_run)
