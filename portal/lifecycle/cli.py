@@ -14,7 +14,7 @@ from distribution.documents import make_store
 from portal.db import get_database
 from portal.lifecycle.gdpr import ErasureRefused, erase_customer, export_customer
 from portal.lifecycle.holds import HoldError, active_holds, place_hold, release_hold
-from portal.lifecycle.retention import RetentionPolicy, purge
+from portal.lifecycle.retention import RetentionPolicy, purge, remove_files
 from portal.models import Customer, Invoice
 
 
@@ -49,12 +49,16 @@ def lifecycle_group() -> None:
 @with_appcontext
 def purge_command(dry_run: bool) -> None:
     """Remove records past their retention (never held or in-retention ones)."""
-    policy = RetentionPolicy.from_settings(current_app.config["HERALD"])
+    settings = current_app.config["HERALD"]
+    policy = RetentionPolicy.from_settings(settings)
+    store = make_store(settings.document_store, settings.instance_path)
     database = get_database()
     with database.sessionmaker() as session, session.begin():
         report = purge(session, policy, dry_run=dry_run, actor=_actor(None))
         if dry_run:
             session.rollback()
+    if not dry_run:
+        remove_files(store, report.documents)
     verb = "would remove" if dry_run else "removed"
     if not report.removed:
         click.echo(f"Nothing to purge ({verb} 0 records).")

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from distribution.deliveries import Message
-from distribution.documents import StoredDocument
+from distribution.documents import DocumentStore, FolderStore, StoredDocument
 from distribution.events import record_event
 from distribution.models import WorkerHeartbeat
 from distribution.sqltypes import utcnow
@@ -66,6 +66,7 @@ class PurgeReport:
     removed: Counter[str] = field(default_factory=Counter)
     kept_on_hold: int = 0
     dry_run: bool = False
+    documents: set[str] = field(default_factory=set)  # hashes of the documents purged
 
 
 def purge(session: Session, policy: RetentionPolicy, *, today: date | None = None,
@@ -78,13 +79,26 @@ def purge(session: Session, policy: RetentionPolicy, *, today: date | None = Non
     today = today or utcnow().date()
     report = PurgeReport(dry_run=dry_run)
     _purge_operational_logs(session, policy, report, dry_run)
-    _purge_invoices(session, policy, today, report, dry_run)
+    report.documents = _purge_invoices(session, policy, today, report, dry_run)
     if not dry_run:
         record_event(session, "lifecycle", "purge", "lifecycle.purged",
                      {"removed": dict(sorted(report.removed.items())),
                       "kept_on_hold": report.kept_on_hold, "as_of": today.isoformat()},
                      actor=actor)
     return report
+
+
+def remove_files(store: DocumentStore, sha256s: set[str]) -> int:
+    """Delete purged documents' files from a folder store (a database store has none)."""
+    if not isinstance(store, FolderStore):
+        return 0
+    removed = 0
+    for sha256 in sha256s:
+        path = store.root / sha256[:2] / sha256[2:4] / sha256
+        if path.exists():
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def _delete(session: Session, report: PurgeReport, name: str, table, where, dry_run: bool):
@@ -158,10 +172,10 @@ def expired_invoice_ids(session: Session, policy: RetentionPolicy, today: date,
 
 
 def _purge_invoices(session: Session, policy: RetentionPolicy, today: date,
-                    report: PurgeReport, dry_run: bool) -> None:
+                    report: PurgeReport, dry_run: bool) -> set[str]:
     ids = expired_invoice_ids(session, policy, today, report)
     if not ids:
-        return
+        return set()
     hashes = {h for row in session.execute(sa.select(Invoice.ubl_sha256, Invoice.pdf_sha256)
                                            .where(Invoice.id.in_(ids))) for h in row if h}
     # Evidence around the invoices first (their foreign keys point at it), ORM deletes where
@@ -200,3 +214,4 @@ def _purge_invoices(session: Session, policy: RetentionPolicy, today: date,
     if gone:
         _delete(session, report, "documents", StoredDocument.__table__,
                 StoredDocument.sha256.in_(gone), dry_run)
+    return gone

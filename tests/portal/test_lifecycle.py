@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from distribution.documents import DatabaseStore, StoredDocument
+from distribution.documents import DatabaseStore, DocumentFormat, FolderStore, StoredDocument
 from distribution.events import Event, events_for, verify_chain
 from distribution.sqltypes import utcnow
 from portal.config import ConfigError, Settings
 from portal.lifecycle.gdpr import ERASED, ErasureRefused, erase_customer, export_customer
 from portal.lifecycle.holds import HoldError, place_hold, release_hold
-from portal.lifecycle.retention import RetentionPolicy, purge
+from portal.lifecycle.retention import RetentionPolicy, purge, remove_files
 from portal.models import Contact, Customer, Invoice, User
 from portal.models.sign_in import SignInAttempt
 from tests.factories import make_user
@@ -198,3 +198,16 @@ def test_cli_purge_export_erase_and_holds(session, runner, tmp_path):
     assert session.get(Customer, billed.alice.id).name == ERASED
     result = runner.invoke(args=["lifecycle", "erase", "C9", "--reason", "GDPR"])
     assert result.exit_code != 0 and "no customer numbered 'C9'" in result.output
+
+
+def test_purged_documents_files_leave_a_folder_store(session, tmp_path):
+    store = FolderStore(tmp_path / "documents")
+    kept = store.put(session, b"<Invoice>kept</Invoice>", DocumentFormat.UBL)
+    gone = store.put(session, b"<Invoice>gone</Invoice>", DocumentFormat.UBL)
+    billed = bill(session)
+    report = purge(session, RetentionPolicy(), today=AFTER_RETENTION)
+    assert billed.inv2.ubl_sha256 in report.documents
+    assert remove_files(store, {gone.sha256}) == 1
+    assert store.get(session, kept.sha256) == b"<Invoice>kept</Invoice>"
+    assert not list((tmp_path / "documents").rglob(gone.sha256))
+    assert remove_files(DatabaseStore(), {kept.sha256}) == 0
