@@ -11,16 +11,24 @@ import sqlalchemy as sa
 
 from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState, Message
+from distribution.documents import DatabaseStore
 from distribution.events import events_for
 from distribution.recipients import Address, Recipient, add_address, mark_dead
+from portal import create_app
+from portal.db import get_database
 from portal.issuing import invoice_key
-from portal.models import Account, PayLink, PaymentMethod, Role
+from portal.migrate import upgrade
+from portal.models import Account, Customer, Invoice, PayLink, PaymentMethod, Role
 from portal.pay.links import LinkState, check_token, issue_link
 from portal.payments import record_payment
 from portal.recipients_sync import sync_customer
+from portal.tasks import render_batch
 from tests.factories import make_user
+from tests.peers import smtp as smtp_peers
 from tests.portal.pay_helpers import Billed, bill
 from tests.portal.test_web import sign_in
+
+smtp_peer = smtp_peers.smtp_peer
 
 
 @pytest.fixture
@@ -226,3 +234,50 @@ def test_roles_and_csrf(client, session, billed):
     assert session.scalar(sa.select(sa.func.count()).select_from(PayLink).where(
         PayLink.purpose == "operator")) == 0
     assert session.scalar(sa.select(sa.func.count()).select_from(Recipient)) == 2
+
+
+@pytest.fixture
+def herald(databases, tmp_path, smtp_peer):
+    """An app of its own: email to a real SMTP peer, tasks run at once; Alice, Bob, an agent."""
+    app = create_app({
+        "DATABASE_URL": databases.new_url(), "HERALD_INSTANCE_PATH": str(tmp_path),
+        "MAIL_FROM": "billing@seller.example", "MAIL_FROM_NAME": "Testing Telecom",
+        "SMTP_HOST": smtp_peer.host, "SMTP_PORT": str(smtp_peer.port),
+        "HERALD_PUBLIC_URL": "https://portal.example", "HUEY_IMMEDIATE": True,
+    })
+    database = get_database(app)
+    upgrade(database.engine)
+    with database.session_scope() as session:
+        billed = bill(session)
+        sync_customer(session, billed.alice, actor="test")
+        make_user(session, email="agent@example.com", role=Role.SUPPORT_AGENT)
+        make_user(session, email="ops@example.com", role=Role.BILLING_OPERATOR)
+        invoice_ids = [billed.inv1.id, billed.inv2.id]
+    # Issued invoices have their PDF (the worker renders it after issuing).
+    assert render_batch(database.sessionmaker, DatabaseStore(), "https://portal.example",
+                        invoice_ids).rendered == 2
+    yield app
+    database.engine.dispose()
+
+
+def test_a_resent_invoice_reaches_the_mailbox_at_once(herald, smtp_peer):
+    database = get_database(herald)
+    with database.session_scope() as session:
+        alice = session.scalars(sa.select(Customer).where(Customer.number == "C1")).one()
+        invoice_id = session.scalars(sa.select(Invoice.id).where(Invoice.number == "INV-1")).one()
+        address_id = _address(session, "c1@example.com").id
+        path = f"/ops/customers/{alice.id}"
+    client = herald.test_client()
+    sign_in(client, "agent@example.com")
+    response = client.post(f"{path}/resend", data={
+        "csrf_token": _token(client, path), "invoice": str(invoice_id),
+        "target": str(address_id), "reason": "caller never got it"})
+    assert response.status_code == 302
+    [mail] = [m.parsed() for m in smtp_peer.messages]  # no dispatcher tick needed
+    assert mail["To"].addresses[0].addr_spec == "c1@example.com"
+    assert "INV-1" in mail["Subject"]
+    assert [a.get_filename() for a in mail.iter_attachments()] == ["INV-1.pdf"]
+    with database.session_scope() as session:
+        delivery = session.scalars(sa.select(Delivery).join(Message).where(
+            Message.subject_key.startswith("resend:"))).one()
+        assert delivery.state is DeliveryState.SENT

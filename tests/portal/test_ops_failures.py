@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -10,18 +11,24 @@ import sqlalchemy as sa
 
 from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState, transition
+from distribution.dispatcher import tick
 from distribution.events import events_for
 from distribution.operator_actions import ActionError, resend_on_channel, retry_deliveries
 from distribution.recipients import Recipient, add_address
 from distribution.runs import WaveOptions
 from distribution.waves import Wave, WaveState
-from portal.models import Role
+from portal.db import get_database
+from portal.models import Customer, Role
 from portal.ops import failure_reasons as reasons
+from portal.queue import get_tasks
 from portal.runs import RunSelection, create_document_run
 from tests.factories import make_user
+from tests.portal import test_ops_customers as customer_tests
 from tests.portal.pay_helpers import Billed, bill
 from tests.portal.test_web import sign_in
 
+herald = customer_tests.herald  # an app with a real SMTP peer, tasks run at once
+smtp_peer = customer_tests.smtp_peer
 ALWAYS = WaveOptions(window_start_hour=0, window_end_hour=24, weekdays=tuple(range(7)))
 MAILBOX_UNKNOWN = "SMTP 550 at RCPT: 5.1.1 <c1@example.com>: user unknown"
 
@@ -256,3 +263,34 @@ def test_resend_needs_a_working_unused_channel_and_a_reason(session, failed):
         resend_on_channel(session, failed.failed, ChannelName.PEPPOL, actor="t", reason="x")
     with pytest.raises(ActionError, match="reason"):
         resend_on_channel(session, failed.failed, ChannelName.PEPPOL, actor="t", reason=" ")
+
+
+def test_a_retried_failure_of_a_finished_wave_reaches_the_mailbox(herald, smtp_peer):
+    database = get_database(herald)
+    with database.session_scope() as session:
+        summary = create_document_run(session, RunSelection(), ALWAYS, name="November",
+                                      public_url="https://portal.example", created_by="test")
+        wave = summary.run.waves[0]
+        alice = session.scalars(sa.select(Customer).where(Customer.number == "C1")).one()
+        delivery_id = _email_delivery(session, alice).id
+        transition(session, delivery_id, DeliveryState.PENDING, DeliveryState.FAILED,
+                   event="delivery.failed", actor="worker", attempts=8,
+                   last_error="SMTP 451 at RCPT: try later")
+        session.execute(sa.update(Delivery).where(Delivery.state == DeliveryState.PENDING)
+                        .values(state=DeliveryState.CANCELLED))
+        wave.state = WaveState.DONE
+    client = herald.test_client()
+    sign_in(client, "ops@example.com")
+    token = _token(client, f"/ops/deliveries/{delivery_id}")
+    assert client.post(f"/ops/deliveries/{delivery_id}/retry",
+                       data={"csrf_token": token}).status_code == 302
+    tasks = get_tasks(herald)
+    for _tick in range(50):  # the dispatcher releases it from the new wave at once
+        tick(database.sessionmaker, lambda delivery: tasks.send(delivery))
+        if smtp_peer.messages:
+            break
+        time.sleep(0.1)
+    [mail] = [m.parsed() for m in smtp_peer.messages]
+    assert mail["To"].addresses[0].addr_spec == "c1@example.com" and "INV-1" in mail["Subject"]
+    with database.session_scope() as session:
+        assert session.get(Delivery, delivery_id).state is DeliveryState.SENT
