@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,8 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from distribution.deliveries import DeliveryState
 from distribution.dispatcher import DispatcherLock
 from distribution.events import Event, record_event
+from distribution.sqltypes import utcnow
 from distribution.worker import record_heartbeat
 from portal.db import get_database
+from portal.metrics import first_event_id_since
 from portal.queue import get_huey, get_tasks
 from tests.conftest import on_postgres
 from tests.distribution.conftest import deliveries_of, make_recipient, run_for, set_state
@@ -38,6 +41,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def test_metrics_count_what_exists(client, session):
     before = scrape(client)
+    first_id_before = session.scalar(sa.select(sa.func.max(Event.id))) or 0
     for key in ("m1", "m2", "m3", "m4"):
         make_recipient(session, key, email=f"{key}@example.com")
     run_for(session, ["m1", "m2", "m3", "m4"])
@@ -47,6 +51,15 @@ def test_metrics_count_what_exists(client, session):
               last_error="SMTP 550 at RCPT: 5.1.1 <m1@example.com>: user unknown")
     set_state(session, email[1].id, DeliveryState.IN_DOUBT)
     set_state(session, email[2].id, DeliveryState.SENT)
+    # One release ten minutes ago, one three minutes ago, two now (event time grows with id).
+    old = record_event(session, "delivery", str(email[0].id), "delivery.released", {},
+                       actor="t")
+    session.execute(sa.update(Event).where(Event.id > first_id_before, Event.id <= old.id)
+                    .values(at=utcnow() - timedelta(minutes=10)))
+    recent = record_event(session, "delivery", str(email[1].id), "delivery.released", {},
+                          actor="t")
+    session.execute(sa.update(Event).where(Event.id == recent.id)
+                    .values(at=utcnow() - timedelta(minutes=3)))
     for delivery in email[2:]:
         record_event(session, "delivery", str(delivery.id), "delivery.released", {}, actor="t")
     record_heartbeat(session, "metrics-test:1")
@@ -64,7 +77,7 @@ def test_metrics_count_what_exists(client, session):
     assert grew("herald_delivery_failures", reason="mailbox_unknown") == 1
     assert grew("herald_delivery_failures", reason="in_doubt") == 1
     assert grew("herald_deliveries_released", window="1m") == 2
-    assert grew("herald_deliveries_released", window="5m") == 2
+    assert grew("herald_deliveries_released", window="5m") == 3
     assert grew("herald_waves", state="draft") + grew("herald_waves", state="running") == 1
     assert value(after, "herald_event_log_events") == session.scalar(
         sa.select(sa.func.count()).select_from(Event))
@@ -112,3 +125,17 @@ def test_with_token_bearer_required_everywhere(app, client, monkeypatch):
     assert client.get("/metrics", headers=wrong).status_code == 404
     right = {"Authorization": "Bearer s3cret-scrape-token"}
     assert scrape(client, headers=right, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+
+
+def test_first_event_since_is_found_by_id(session):
+    start = (session.scalar(sa.select(sa.func.max(Event.id))) or 0) + 1
+    events = [record_event(session, "test", str(n), "tick", {}, actor="t") for n in range(7)]
+    now = utcnow()
+    for age, event in zip((60, 50, 40, 30, 20, 10, 0), events, strict=True):
+        session.execute(sa.update(Event).where(Event.id == event.id)
+                        .values(at=now - timedelta(minutes=age)))
+    assert first_event_id_since(session, now - timedelta(minutes=25), start=start) \
+        == events[4].id
+    assert first_event_id_since(session, now - timedelta(hours=2), start=start) == start
+    assert first_event_id_since(session, now + timedelta(minutes=1), start=start) \
+        == events[-1].id + 1
