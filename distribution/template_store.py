@@ -270,6 +270,20 @@ def _samples(key: TemplateKey) -> list[dict[str, Any]]:
     return [filled, empty]
 
 
+def sample_parameters(key: TemplateKey) -> dict[str, Any]:
+    """Made-up values for every placeholder of ``key``'s kind (previews without a document)."""
+    return {name: value for name, value in _samples(key)[0].items()
+            if name in PLACEHOLDERS[key.kind]}
+
+
+def message_type_of(kind: str) -> tuple[str, dict[str, Any]]:
+    """The message type a kind renders as, and the parameters that select it (a tone)."""
+    if kind.startswith("reminder."):
+        tone = int(kind.split(".")[1])
+        return "reminder", {"tone": tone, "overdue": tone >= 3}
+    return kind, {}
+
+
 def _check_rendered(key: TemplateKey, source: str) -> None:
     template = (compiled_html if key.part == "email_html" else compiled)(source)
     for values in _samples(key):

@@ -11,4 +11,5 @@ from portal.ops import (  # noqa: E402,F401
     log_views,
     routes,
     run_views,
+    template_views,
 )
