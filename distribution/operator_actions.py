@@ -48,7 +48,22 @@ SEND_NOW_LEASE = timedelta(minutes=5)
 
 
 class ActionError(ValueError):
-    """The action cannot be done; the message says why and what to do instead."""
+    """The action cannot be done; the message says why and what to do instead.
+
+    ``code`` names the case for callers that word it themselves (a translated page).
+    """
+
+    def __init__(self, message: str, code: str = "invalid", **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+# Why retry_deliveries skipped a delivery (RetryResult.skipped values).
+SKIP_MISSING = "missing"
+SKIP_NOT_RETRYABLE = "not_retryable"
+SKIP_ADDRESS_DEAD = "address_dead"
+SKIP_CHANGED = "changed"
 
 
 @dataclass
@@ -56,7 +71,7 @@ class RetryResult:
     """What :func:`retry_deliveries` did."""
 
     retried: list[int] = field(default_factory=list)
-    skipped: dict[int, str] = field(default_factory=dict)  # delivery id -> why
+    skipped: dict[int, str] = field(default_factory=dict)  # delivery id -> SKIP_* code
     new_waves: list[int] = field(default_factory=list)
     waiting: dict[int, str] = field(default_factory=dict)  # wave id -> its state (not running)
 
@@ -108,19 +123,19 @@ def retry_deliveries(session: Session, delivery_ids: Iterable[int], *, actor: st
     attempt count starts again; the event keeps the old one. Flushes, never commits.
     """
     if not reason.strip():
-        raise ActionError("give a reason for the retry")
+        raise ActionError("give a reason for the retry", "reason_missing")
     result = RetryResult()
     made: dict[int | None, Wave] = {}
     for delivery_id in sorted(set(delivery_ids)):
         delivery = session.get(Delivery, delivery_id)
         if delivery is None:
-            result.skipped[delivery_id] = "no such delivery"
+            result.skipped[delivery_id] = SKIP_MISSING
             continue
         if delivery.state not in RETRYABLE:
-            result.skipped[delivery_id] = f"it is {delivery.state.value}, not failed or in doubt"
+            result.skipped[delivery_id] = SKIP_NOT_RETRYABLE  # sent, or still on its way
             continue
         if delivery.address is not None and delivery.address.dead_since is not None:
-            result.skipped[delivery_id] = "its address is dead; resend it on another channel"
+            result.skipped[delivery_id] = SKIP_ADDRESS_DEAD  # resend on another channel
             continue
         wave_id, new = _target_wave(session, delivery, made, actor=actor, reason=reason)
         moved = transition(
@@ -131,7 +146,7 @@ def retry_deliveries(session: Session, delivery_ids: Iterable[int], *, actor: st
                      "from_wave": delivery.wave_id},
             attempts=0, next_attempt_at=None, lease_until=None, wave_id=wave_id)
         if not moved:  # another operator or the reconciler moved it first
-            result.skipped[delivery_id] = "it changed meanwhile"
+            result.skipped[delivery_id] = SKIP_CHANGED
             continue
         result.retried.append(delivery_id)
         if new:
@@ -159,25 +174,27 @@ def resend_on_channel(session: Session, delivery_id: int, channel: ChannelName, 
     note; the note goes into the events. Flushes, never commits.
     """
     if not reason.strip():
-        raise ActionError("give a reason for the resend")
+        raise ActionError("give a reason for the resend", "reason_missing")
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
-        raise ActionError(f"there is no delivery {delivery_id}")
+        raise ActionError(f"there is no delivery {delivery_id}", "missing")
     if channel is delivery.channel:
         raise ActionError("choose another channel than the one that failed; to try the same "
-                          "one again, retry it")
+                          "one again, retry it", "same_channel")
     message: Message = delivery.message
     existing = session.scalars(sa.select(Delivery).where(
         Delivery.message_id == message.id, Delivery.channel == channel)).first()
     if existing is not None:
         raise ActionError(f"this message already has delivery {existing.id} on "
-                          f"{channel.value} ({existing.state.value}); retry that one instead")
+                          f"{channel.value} ({existing.state.value}); retry that one instead",
+                          "channel_taken", delivery_id=existing.id)
     address = None
     if channel is not ChannelName.PORTAL:
         session.expire(message.recipient, ["addresses"])
         address = working_address(message.recipient, channel)
         if address is None:
-            raise ActionError(f"the customer has no working {channel.value} address")
+            raise ActionError(f"the customer has no working {channel.value} address",
+                              "no_address")
     wave_id, _new = _target_wave(session, delivery, {}, actor=actor, reason=reason)
     notice = (delivery.last_error or "the message could not be delivered")[:300]
     fallback = Delivery(message_id=message.id, channel=channel, address=address, wave_id=wave_id,
@@ -206,15 +223,16 @@ def send_now(session: Session, spec: MessageSpec, *, message_type: str, channel:
     back to a running wave if the send task is lost. Flushes, never commits.
     """
     if not reason.strip():
-        raise ActionError("give a reason for the resend")
+        raise ActionError("give a reason for the resend", "reason_missing")
     recipient = session.scalars(sa.select(Recipient).where(
         Recipient.recipient_key == spec.recipient_key)).first()
     if recipient is None:
-        raise ActionError(f"there is no recipient {spec.recipient_key}")
+        raise ActionError(f"there is no recipient {spec.recipient_key}", "missing")
     if channel is not ChannelName.PORTAL and (
             address is None or address.recipient_id != recipient.id
             or address.channel is not channel or address.dead_since is not None):
-        raise ActionError(f"choose a working {channel.value} address of this customer")
+        raise ActionError(f"choose a working {channel.value} address of this customer",
+                          "no_address")
     ensure_message_types(session)
     wave = operator_wave(session, None, actor=actor, reason=reason, message_type=message_type)
     message = Message(recipient_id=recipient.id, message_type=message_type,

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from babel.dates import format_date
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from distribution.channels.base import ChannelName
@@ -51,7 +52,7 @@ _PHONE_NOISE = (" ", "-", ".", "(", ")", "/")
 
 
 class LookupError_(ValueError):
-    """The request names something the customer does not have."""
+    """The request names something the customer does not have (translated: request only)."""
 
 
 @dataclass
@@ -186,7 +187,7 @@ def resend_document(session: Session, customer: Customer, invoice: Invoice, targ
     the agent, the reason and the address. Flushes, never commits.
     """
     if invoice.customer_id != customer.id or invoice not in sendable_documents([invoice]):
-        raise LookupError_("choose one of the customer's issued documents")
+        raise LookupError_(_("Choose one of the customer's issued documents."))
     recipient = sync_customer(session, customer, actor=actor)
     session.flush()
     session.expire(recipient, ["addresses"])
@@ -196,7 +197,7 @@ def resend_document(session: Session, customer: Customer, invoice: Invoice, targ
         address = next((a for a in resend_targets(list(recipient.addresses))
                         if str(a.id) == target), None)
         if address is None:
-            raise LookupError_("choose a verified address of this customer that works")
+            raise LookupError_(_("Choose a verified address of this customer that works."))
         channel = address.channel
     _link, token = issue_link(session, invoice, days=link_days, purpose="resend", actor=actor)
     spec = message_spec(invoice, public_url, link_url(public_url, token))
@@ -245,7 +246,7 @@ def new_pay_link(session: Session, customer: Customer, invoice: Invoice, target:
     ``target`` is "show" or the id of a verified email address. Flushes, never commits.
     """
     if invoice.customer_id != customer.id or not invoice.ubl_sha256:
-        raise LookupError_("choose one of the customer's issued documents")
+        raise LookupError_(_("Choose one of the customer's issued documents."))
     address = None
     if target != "show":
         recipient = sync_customer(session, customer, actor=actor)
@@ -254,7 +255,7 @@ def new_pay_link(session: Session, customer: Customer, invoice: Invoice, target:
         address = next((a for a in link_email_targets(list(recipient.addresses))
                         if str(a.id) == target), None)
         if address is None:
-            raise LookupError_("choose a verified email address of this customer")
+            raise LookupError_(_("Choose a verified email address of this customer."))
     link, token = issue_link(session, invoice, days=link_days, purpose="operator", actor=actor,
                              revoke_previous=True)
     url = link_url(public_url, token)

@@ -32,7 +32,7 @@ from portal.ops.customer_lookup import (
     resend_targets,
     sendable_documents,
 )
-from portal.ops.failures import may_support
+from portal.ops.failures import action_error_text, may_support
 from portal.ops.labels import CHANNELS
 from portal.pay.recovery import after_commit
 from portal.pay.tasks import EXTENSION_KEY as LINK_EMAIL_TASK
@@ -148,8 +148,11 @@ def resend(customer_id: int):
                                    reason=form.reason.data.strip(), actor=actor(),
                                    public_url=settings.public_url,
                                    link_days=settings.pay_link_days_after_due)
-    except (LookupError_, ActionError) as error:
+    except LookupError_ as error:
         form.target.errors = [*form.target.errors, str(error)]
+        return _render(customer, status=422, resend_form=form)
+    except ActionError as error:
+        form.target.errors = [*form.target.errors, action_error_text(error)]
         return _render(customer, status=422, resend_form=form)
     send = get_tasks().send
     delivery_id = delivery.id

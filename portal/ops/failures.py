@@ -27,7 +27,15 @@ from distribution.bulk import among
 from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState, Message
 from distribution.events import Event
-from distribution.operator_actions import ActionError, resend_on_channel, retry_deliveries
+from distribution.operator_actions import (
+    SKIP_ADDRESS_DEAD,
+    SKIP_CHANGED,
+    SKIP_MISSING,
+    SKIP_NOT_RETRYABLE,
+    ActionError,
+    resend_on_channel,
+    retry_deliveries,
+)
 from distribution.recipients import Address, Recipient
 from portal.db import db_session
 from portal.models import Invoice, Role
@@ -40,6 +48,11 @@ from portal.ops.labels import CHANNELS
 SUPPORT_ROLES = RUN_OPERATORS | {Role.SUPPORT_AGENT}
 SHOWN = 2000  # newest failures read per page view; groups are counted over these
 PER_GROUP = 50
+SKIPPED = {SKIP_MISSING: _l("there is no such delivery"),
+           SKIP_NOT_RETRYABLE: _l("it was sent or is still on its way; only failed and "
+                                  "in-doubt deliveries are retried"),
+           SKIP_ADDRESS_DEAD: _l("its address is dead; resend it on another channel"),
+           SKIP_CHANGED: _l("it changed meanwhile; reload the page")}
 SENT_STATES = (DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.VIEWED)
 
 
@@ -262,6 +275,20 @@ def delivery_page(delivery_id: int) -> str:
         resend_form=form)
 
 
+def action_error_text(error: ActionError) -> str:
+    """What went wrong, in the reader's language."""
+    texts = {
+        "reason_missing": _("give a reason"),
+        "missing": _("it no longer exists"),
+        "same_channel": _("choose another channel than the one that failed; to try the same "
+                          "one again, retry it"),
+        "channel_taken": _("this message already has delivery %(id)s on that channel; retry "
+                           "that one instead", id=error.details.get("delivery_id")),
+        "no_address": _("the customer has no working address on that channel"),
+    }
+    return texts.get(error.code, str(error))
+
+
 def _after_retry(result, *, one: bool) -> None:
     if result.retried:
         flash(_("%(num)d deliveries go out again.", num=len(result.retried)) if not one
@@ -273,7 +300,8 @@ def _after_retry(result, *, one: bool) -> None:
             flash(_("Wave %(id)d is %(state)s: the retry goes out when the wave runs.",
                     id=wave_id, state=state), "info")
     for delivery_id, why in list(result.skipped.items())[:10]:
-        flash(_("Delivery %(id)d was not retried: %(why)s.", id=delivery_id, why=why), "error")
+        flash(_("Delivery %(id)d was not retried: %(why)s.", id=delivery_id,
+                why=SKIPPED.get(why, why)), "error")
 
 
 @bp.route("/deliveries/<int:delivery_id>/retry", methods=["POST"])
@@ -338,7 +366,7 @@ def resend_elsewhere(delivery_id: int) -> Response | str:
         new = resend_on_channel(db_session(), delivery_id, ChannelName(form.channel.data),
                                 actor=actor(), reason=form.reason.data.strip())
     except ActionError as error:
-        flash(_("Not resent: %(why)s.", why=str(error)), "error")
+        flash(_("Not resent: %(why)s.", why=action_error_text(error)), "error")
         return redirect(url_for("ops.delivery_page", delivery_id=delivery_id))
     flash(_("A new delivery (%(id)d) on %(channel)s was added.", id=new.id,
             channel=CHANNELS[new.channel.value]), "info")

@@ -13,7 +13,13 @@ from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState, transition
 from distribution.dispatcher import tick
 from distribution.events import events_for
-from distribution.operator_actions import ActionError, resend_on_channel, retry_deliveries
+from distribution.operator_actions import (
+    SKIP_ADDRESS_DEAD,
+    SKIP_NOT_RETRYABLE,
+    ActionError,
+    resend_on_channel,
+    retry_deliveries,
+)
 from distribution.recipients import Recipient, add_address
 from distribution.runs import WaveOptions
 from distribution.waves import Wave, WaveState
@@ -160,12 +166,14 @@ def test_support_agent_retries_one_into_a_new_wave_because_its_wave_is_done(
 
 def test_what_was_sent_is_never_retried(client, session, failed):
     result = retry_deliveries(session, [failed.sent], actor="staff:test", reason="again")
-    assert result.retried == [] and "sent" in result.skipped[failed.sent]
+    assert result.retried == [] and result.skipped[failed.sent] == SKIP_NOT_RETRYABLE
     assert _delivery(session, failed.sent).state is DeliveryState.SENT
     sign_in(client, "ops@example.com")
     token = _token(client, "/ops/failures")
     client.post(f"/ops/deliveries/{failed.sent}/retry", data={"csrf_token": token})
     assert _delivery(session, failed.sent).state is DeliveryState.SENT
+    assert "it was sent or is still on its way" in client.get(
+        f"/ops/deliveries/{failed.sent}").get_data(as_text=True)
     assert not [e for e in events_for(session, "delivery", str(failed.sent))
                 if e.kind == "delivery.retry_requested"]
 
@@ -176,7 +184,7 @@ def test_a_dead_address_is_not_retried(session, failed):
 
     mark_dead(session, delivery.address, MAILBOX_UNKNOWN, actor="worker")
     result = retry_deliveries(session, [failed.failed], actor="staff:test", reason="again")
-    assert "dead" in result.skipped[failed.failed]
+    assert result.skipped[failed.failed] == SKIP_ADDRESS_DEAD
     assert _delivery(session, failed.failed).state is DeliveryState.FAILED
 
 
