@@ -19,12 +19,14 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from distribution.deliveries import Message
+from distribution.deliveries import FINAL_STATES, Delivery, Message
 from distribution.documents import DocumentStore, FolderStore, StoredDocument
 from distribution.events import record_event
 from distribution.models import WorkerHeartbeat
 from distribution.sqltypes import utcnow
+from distribution.waves import SupportContact
 from portal.config import Settings
+from portal.issuing import invoice_key
 from portal.lifecycle.holds import held_customer_ids, held_invoice_ids
 from portal.models import Customer, Dispute, Invoice, InvoiceStatus, Organisation, Payment
 from portal.models.api import ApiNote, ApiRateWindow, IdempotencyRecord
@@ -33,6 +35,10 @@ from portal.models.sign_in import AccountToken, SignInAttempt, SignInSession
 from portal.models.signatures import SignatureRequest
 
 ACTOR = "lifecycle"
+# Subject keys of the messages about an invoice (see portal.runs, portal.reminders, the
+# ops console's resend) and about a signature request; they go with it.
+_MESSAGE_PREFIXES = ("reminder:{key}:", "receipt:{key}:", "resend:{key}:")
+_CHUNK = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,8 @@ def _purge_invoices(session: Session, policy: RetentionPolicy, today: date,
                                            .where(Invoice.id.in_(ids))) for h in row if h}
     # Evidence around the invoices first (their foreign keys point at it), ORM deletes where
     # children cascade (signers and signatures, dispute lines and messages).
+    signature_request_ids = list(session.scalars(sa.select(SignatureRequest.id).where(
+        SignatureRequest.invoice_id.in_(ids))))
     for model, name in ((SignatureRequest, "signature_requests"), (Dispute, "disputes")):
         rows = list(session.scalars(sa.select(model).where(model.invoice_id.in_(ids))))
         if rows:
@@ -194,6 +202,19 @@ def _purge_invoices(session: Session, policy: RetentionPolicy, today: date,
                                 (PayLink.__table__, PayLink.invoice_id, "pay_links"),
                                 (Payment.__table__, Payment.invoice_id, "payments")):
         _delete(session, report, name, table, column.in_(ids), dry_run)
+    messages = _messages_about(session, ids, signature_request_ids)
+    if messages:
+        report.removed["messages"] += len(messages)
+        for chunk in _chunks(messages):
+            _delete(session, report, "deliveries", Delivery.__table__,
+                    Delivery.message_id.in_(chunk), dry_run)
+            if not dry_run:
+                # Support contacts are wave feedback: they stay, without the message.
+                session.execute(sa.update(SupportContact).where(
+                    SupportContact.message_id.in_(chunk)).values(message_id=None)
+                    .execution_options(synchronize_session=False))
+                session.execute(sa.delete(Message).where(Message.id.in_(chunk))
+                                .execution_options(synchronize_session=False))
     report.removed["invoices"] += len(ids)
     if not dry_run:
         for invoice in session.scalars(sa.select(Invoice).where(Invoice.id.in_(ids))):
@@ -209,9 +230,49 @@ def _purge_invoices(session: Session, policy: RetentionPolicy, today: date,
             query = sa.select(column).where(column.in_(hashes))
             if dry_run and column.class_ is Invoice:
                 query = query.where(Invoice.id.not_in(ids))
+            if dry_run and column.class_ is Message and messages:
+                query = query.where(Message.id.not_in(messages))
+            if dry_run and column.class_ is SignatureRequest and signature_request_ids:
+                query = query.where(SignatureRequest.id.not_in(signature_request_ids))
             still_used.update(session.scalars(query))
     gone = hashes - still_used
     if gone:
         _delete(session, report, "documents", StoredDocument.__table__,
                 StoredDocument.sha256.in_(gone), dry_run)
     return gone
+
+
+def _chunks(values: list[int]) -> list[list[int]]:
+    return [values[i:i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _messages_about(session: Session, invoice_ids: list[int],
+                    signature_request_ids: list[int]) -> list[int]:
+    """Messages about the invoices or signature requests whose deliveries are all final."""
+    found: set[int] = set()
+    invoices = list(session.scalars(sa.select(Invoice).where(Invoice.id.in_(invoice_ids))))
+    for start in range(0, len(invoices), _CHUNK):
+        chunk = invoices[start:start + _CHUNK]
+        exact = [f"{i.kind.value}:{invoice_key(i)}" for i in chunk]
+        likes = [Message.subject_key.like(_like_prefix(p.format(key=invoice_key(i))),
+                                          escape="\\")
+                 for i in chunk for p in _MESSAGE_PREFIXES]
+        found.update(session.scalars(sa.select(Message.id).where(
+            sa.or_(Message.subject_key.in_(exact), *likes))))
+    for start in range(0, len(signature_request_ids), _CHUNK):
+        likes = [Message.subject_key.like(_like_prefix(f"signature:{request_id}:"),
+                                          escape="\\")
+                 for request_id in signature_request_ids[start:start + _CHUNK]]
+        found.update(session.scalars(sa.select(Message.id).where(sa.or_(*likes))))
+    if not found:
+        return []
+    # A message with a delivery still under way is left for a later purge.
+    busy = set()
+    for chunk in _chunks(sorted(found)):
+        busy.update(session.scalars(sa.select(Delivery.message_id).where(
+            Delivery.message_id.in_(chunk), Delivery.state.not_in(FINAL_STATES))))
+    return sorted(found - busy)

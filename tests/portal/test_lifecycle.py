@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from distribution.deliveries import Delivery, DeliveryState, Message
 from distribution.documents import DatabaseStore, DocumentFormat, FolderStore, StoredDocument
 from distribution.events import Event, events_for, verify_chain
+from distribution.runs import WaveOptions
 from distribution.sqltypes import utcnow
 from portal.config import ConfigError, Settings
 from portal.lifecycle.gdpr import ERASED, ErasureRefused, erase_customer, export_customer
@@ -20,6 +22,7 @@ from portal.lifecycle.holds import HoldError, place_hold, release_hold
 from portal.lifecycle.retention import RetentionPolicy, purge, remove_files
 from portal.models import Contact, Customer, Invoice, User
 from portal.models.sign_in import SignInAttempt
+from portal.runs import RunSelection, create_document_run
 from tests.factories import make_user
 from tests.portal.pay_helpers import bill
 
@@ -211,3 +214,26 @@ def test_purged_documents_files_leave_a_folder_store(session, tmp_path):
     assert store.get(session, kept.sha256) == b"<Invoice>kept</Invoice>"
     assert not list((tmp_path / "documents").rglob(gone.sha256))
     assert remove_files(DatabaseStore(), {kept.sha256}) == 0
+
+
+def test_messages_about_purged_invoices_go_with_them(session):
+    billed = bill(session)
+    create_document_run(session, RunSelection(), WaveOptions(), name="October",
+                        public_url="https://portal.example", created_by="test")
+    messages = {m.subject_key: m.id for m in session.scalars(sa.select(Message))}
+    alice_key = f"invoice:{billed.org.id}:INV-1"
+    bob_key = f"invoice:{billed.org.id}:INV-2"
+    assert {alice_key, bob_key} <= set(messages)
+    session.execute(sa.update(Delivery).values(state=DeliveryState.SENT))
+    place_hold(session, customer=billed.alice, reason="audit", actor="legal")
+
+    report = purge(session, RetentionPolicy(), today=AFTER_RETENTION)
+
+    assert report.removed["messages"] == 1 and report.removed["deliveries"] >= 1
+    left = set(session.scalars(sa.select(Message.subject_key)))
+    assert alice_key in left and bob_key not in left
+    assert not session.scalars(sa.select(Delivery).where(
+        Delivery.message_id == messages[bob_key])).all()
+    session.expire_all()
+    assert session.get(StoredDocument, billed.inv2.ubl_sha256) is None  # nothing refers to it
+    assert session.get(StoredDocument, billed.inv1.ubl_sha256) is not None
