@@ -433,6 +433,7 @@ def reset(session: Session, key: TemplateKey, *, note: str, actor: str) -> Templ
 # --- what senders use --------------------------------------------------------------------
 
 _cache: weakref.WeakKeyDictionary[Any, tuple[float, Overrides]] = weakref.WeakKeyDictionary()
+_last: tuple[Any, float, Overrides] | None = None
 _cache_lock = threading.Lock()
 _RETRY_SECONDS = 5.0
 
@@ -443,10 +444,15 @@ def active_overrides(make_session: sessionmaker[Session]) -> Overrides:
     When the database cannot be read, the texts read last stay in use (the built-in
     ones if none were read yet) and the read is tried again a few seconds later.
     """
+    global _last
     bind = make_session.kw.get("bind") or make_session
     now = time.monotonic()
+    last = _last
+    if last is not None and last[0] is bind and last[1] > now:
+        return last[2]  # the send path: one database per worker, so nearly always this
     cached = _cache.get(bind)
     if cached is not None and cached[0] > now:
+        _last = (bind, *cached)
         return cached[1]
     with _cache_lock:
         try:
@@ -459,13 +465,16 @@ def active_overrides(make_session: sessionmaker[Session]) -> Overrides:
             overrides = cached[1] if cached is not None else {}
             expires = now + _RETRY_SECONDS
         _cache[bind] = (expires, overrides)
+        _last = (bind, expires, overrides)
     return overrides
 
 
 def forget_cached() -> None:
     """Drop this process's cached texts (after a save, so this process sees it at once)."""
+    global _last
     with _cache_lock:
         _cache.clear()
+        _last = None
 
 
 def overrides_with(session: Session, key: TemplateKey, draft: str | None) -> dict[
