@@ -140,6 +140,8 @@ def erase_customer(session: Session, customer: Customer, *, reason: str,
                    "peppol_endpoint_scheme"):
         setattr(customer, column, None)
     # The VAT number and country stay: they are on the issued invoices, the fiscal record.
+    for account in customer.accounts:
+        account.description = None  # often a service address or a person's name
     counts["contacts"] = len(customer.contacts)
     customer.contacts.clear()
     counts["email_addresses"] = _delete(session, CustomerEmailAddress,

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState, Message
 from distribution.documents import DatabaseStore, DocumentFormat, FolderStore, StoredDocument
 from distribution.events import Event, events_for, verify_chain
+from distribution.recipients import Recipient, add_address
 from distribution.runs import WaveOptions
 from distribution.sqltypes import utcnow
 from portal.config import ConfigError, Settings
@@ -22,6 +24,7 @@ from portal.lifecycle.holds import HoldError, place_hold, release_hold
 from portal.lifecycle.retention import RetentionPolicy, purge, remove_files
 from portal.models import Contact, Customer, Invoice, User
 from portal.models.sign_in import SignInAttempt
+from portal.recipients_sync import sync_customer
 from portal.runs import RunSelection, create_document_run
 from tests.factories import make_user
 from tests.portal.pay_helpers import bill
@@ -139,6 +142,9 @@ def test_export_holds_the_customers_data_and_documents(session):
 def test_erase_removes_personal_data_and_keeps_the_fiscal_record(session):
     billed = bill(session)
     user = make_user(session, email="alice@example.com", customer=billed.alice)
+    recipient = sync_customer(session, billed.alice, actor="test")
+    push = add_address(session, recipient, ChannelName.WEB_PUSH,
+                       '{"endpoint": "https://push.example/alice-device"}', actor="test")
     ubl_before = DatabaseStore().get(session, billed.inv1.ubl_sha256)
 
     counts = erase_customer(session, billed.alice, reason="GDPR art. 17, 2034-01-02",
@@ -152,6 +158,9 @@ def test_erase_removes_personal_data_and_keeps_the_fiscal_record(session):
     assert erased_user.email != "alice@example.com" and not erased_user.active
     assert erased_user.password_hash is None
     assert counts["contacts"] == 1 and counts["users"] == 1
+    session.refresh(push)
+    assert push.value == ERASED and push.dead_since is not None
+    assert all(a.value == ERASED for a in session.get(Recipient, recipient.id).addresses)
     # The fiscal record stays: the invoice and its stored UBL, unchanged.
     invoice = session.get(Invoice, billed.inv1.id)
     assert invoice is not None
