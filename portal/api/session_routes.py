@@ -59,28 +59,30 @@ def create_session():
     data = body()
     email = data["email"].strip().lower()
     config = settings()
-    database = get_database()
-    with database.session_scope() as session:
-        limited = limits.check(session, config, LIMIT_ACTION, _client_ip(), email)
+    # Checked and counted in a transaction of its own, committed before this request's own
+    # opens: a failure's count must survive the 401, and SQLite allows one writer at a time.
+    with get_database().session_scope() as checking:
+        limited = limits.check(checking, config, LIMIT_ACTION, _client_ip(), email)
+        user = None if limited else checking.scalars(
+            sa.select(User).where(User.email == email)).first()
+        ok = (user is not None and user.active and user.role is Role.CUSTOMER
+              and verify_password(user.password_hash, data["password"])
+              and (not user.totp_enabled or verify_code(user, data.get("code") or "")))
+        if not limited:
+            limits.record(checking, LIMIT_ACTION, _client_ip(), email, succeeded=ok)
+        missing_code = user is not None and user.totp_enabled and not data.get("code")
+        user_id = user.id if ok else None
     if limited:
         seconds = max(1, int((limited.retry_at - utcnow()).total_seconds()) + 1)
         raise ApiError(429, "rate_limited", f"Too many failed sign-ins; retry after {seconds} "
                        "seconds.", "password", headers={"Retry-After": str(seconds)})
-    session = db_session()
-    user = session.scalars(sa.select(User).where(User.email == email)).first()
-    ok = (user is not None and user.active and user.role is Role.CUSTOMER
-          and verify_password(user.password_hash, data["password"])
-          and (not user.totp_enabled or verify_code(user, data.get("code") or "")))
-    if not ok:
-        # Recorded in a transaction of its own: this request's is rolled back with the 401.
-        with database.session_scope() as attempts:
-            limits.record(attempts, LIMIT_ACTION, _client_ip(), email, succeeded=False)
-        missing_code = user is not None and user.totp_enabled and not data.get("code")
+    if user_id is None:
         raise ApiError(401, "invalid_credentials",
                        "Add the authenticator app's code as code." if missing_code else
                        "The email, password or code is wrong; check them and try again.",
                        "code" if missing_code else "password")
-    limits.record(session, LIMIT_ACTION, _client_ip(), email, succeeded=True)
+    session = db_session()
+    user = session.get(User, user_id)
     token, secret = issue_customer_token(session, user, days=config.api_customer_token_days)
     return answer({"token": secret, "expires_at": token.expires_at.isoformat()}, 201)
 
