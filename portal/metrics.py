@@ -5,7 +5,10 @@ custom collector, so web processes keep no counters of their own and any of
 them answers for the whole installation. Served only with the configured
 ``METRICS_TOKEN`` as a Bearer token, or, when no token is configured, only to a
 direct loopback client (a request that came through a proxy is refused, since
-behind a proxy on the same host every client looks like loopback).
+behind a proxy on the same host every client looks like loopback). Waitress
+drops forwarding headers from proxies it does not trust, so under ``herald serve``
+behind a local proxy only the token (or a deny at the proxy) protects it; the
+operations guide says so.
 """
 
 from __future__ import annotations
