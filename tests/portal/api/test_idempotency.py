@@ -98,8 +98,8 @@ def test_purge_keeps_keys_for_at_least_24_hours(session):
 
 @pytest.fixture
 def served(databases, tmp_path):
-    """A real server (waitress, 8 threads) on a database of its own, with a customer and key."""
-    from waitress import create_server
+    """A real threaded server on a database of its own, with a customer and a key."""
+    from werkzeug.serving import make_server
 
     app = create_app({"DATABASE_URL": databases.new_url(),
                       "HERALD_INSTANCE_PATH": str(tmp_path), "TESTING": True})
@@ -110,13 +110,14 @@ def served(databases, tmp_path):
         _key, secret = create_key(session, "concurrent", ["read", "customers:write"],
                                   actor="test")
         customer_id = customer.id
-    server = create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield app, f"http://127.0.0.1:{server.effective_port}", secret, customer_id
+        yield app, f"http://127.0.0.1:{server.server_port}", secret, customer_id
     finally:
-        server.close()
+        server.shutdown()
+        server.server_close()
         thread.join(5)
         database.engine.dispose()
 
