@@ -102,7 +102,10 @@ ALLOWED_FILTERS = frozenset({"upper", "lower", "title", "capitalize", "trim", "d
 _FORBIDDEN_NODES = (nodes.Call, nodes.Getattr, nodes.Getitem, nodes.Include, nodes.Import,
                     nodes.FromImport, nodes.Extends, nodes.Macro, nodes.CallBlock,
                     nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Block, nodes.Scope,
-                    nodes.ScopedEvalContextModifier)
+                    nodes.ScopedEvalContextModifier,
+                    # Arithmetic: the values are words, and "x" * 10**9 would eat the memory.
+                    nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod,
+                    nodes.Pow)
 # A scheme followed by an address, or a host name (name.tld, www.name).
 _URL = re.compile(r"(?i)\b(?:https?|ftps?|mailto|javascript|data|vbscript|file|tel|sms):\S"
                   r"|(?<![\w@.-])//[\w-]"
@@ -220,7 +223,7 @@ def check(key: TemplateKey, source: str) -> None:
         raise TemplateCheckError(
             f"text: line {node.lineno}: only placeholders such as {{{{ number }}}}, "
             "filters and {% if %} ... {% endif %} may be used, no calls, attributes, loops, "
-            "assignments or other templates")
+            "arithmetic, assignments or other templates")
     for node in tree.find_all(nodes.Filter):
         if node.name not in ALLOWED_FILTERS:
             raise TemplateCheckError(f"text: line {node.lineno}: the filter '{node.name}' is "

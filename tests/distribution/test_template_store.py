@@ -112,6 +112,7 @@ def test_texts_linking_anywhere_but_the_portal_are_refused(session, key, source,
     ("{{ number.__class__ }}", "no calls, attributes"),
     ("{{ number|urlize }}", "filter 'urlize'"),
     ("{% for c in number %}{{ c }}{% endfor %}", "loops"),
+    ("{{ number * 100000000 }}", "arithmetic"),
     ("   ", "empty"),
 ])
 def test_syntax_errors_and_unsafe_constructs_are_refused(source, fragment):
