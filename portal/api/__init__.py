@@ -24,6 +24,9 @@ def _before():
     op = OPERATIONS.get(request.endpoint or "")
     if op is None or request.method == "OPTIONS":
         return None
+    if any("\x00" in str(value) for value in (request.view_args or {}).values()):
+        raise errors.ApiError(404, "not_found", "There is nothing at this address (it holds a "
+                              "NUL character); check the identifier.")
     authenticate(op)
     if request.method in ("POST", "PATCH") and op.auth != "none":
         return idempotency.begin(g.api_caller.caller)
@@ -41,9 +44,9 @@ def _teardown(_exc):
     idempotency.release()
 
 
-def init_app(app: Flask) -> None:
-    """Register the API blueprint, its CLI and its error answers (after portal.errors)."""
-    from portal.api import (  # noqa: F401 - each module registers its operations
+def load_operations() -> None:
+    """Import every resource module: each registers its operations on :data:`bp`."""
+    from portal.api import (  # noqa: F401
         customers,
         deliveries,
         disputes,
@@ -54,6 +57,11 @@ def init_app(app: Flask) -> None:
         runs,
         session_routes,
     )
+
+
+def init_app(app: Flask) -> None:
+    """Register the API blueprint, its CLI and its error answers (after portal.errors)."""
+    load_operations()
     from portal.api.cli import api_keys_group
     from portal.extensions import csrf
 

@@ -130,6 +130,10 @@ def validated_body(op: Operation) -> dict[str, Any]:
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"The body is not valid JSON ({exc}); send one "
                        "JSON object.") from exc
+    nul = _nul_path(data)
+    if nul is not None:
+        raise ApiError(422, "invalid_value", f"{nul or 'the body'} holds a NUL character "
+                       "(\\u0000); remove it.", nul or None)
     if op.validator is None:
         if not isinstance(data, dict):
             raise ApiError(422, "invalid_type", "The body must be a JSON object.")
@@ -139,6 +143,22 @@ def validated_body(op: Operation) -> dict[str, Any]:
     if errors:
         raise schema_error(errors[0])
     return data
+
+
+def _nul_path(data: Any, path: str = "") -> str | None:
+    """Where a string holds NUL (which PostgreSQL cannot store), or None."""
+    if isinstance(data, str):
+        return path if "\x00" in data else None
+    items = data.items() if isinstance(data, dict) else \
+        enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        if isinstance(key, str) and "\x00" in key:
+            return path or "body"
+        found = _nul_path(value, f"{path}[{key}]" if isinstance(key, int)
+                          else f"{path}.{key}".lstrip("."))
+        if found is not None:
+            return found
+    return None
 
 
 def schema_error(error: ValidationError, prefix: str = "") -> ApiError:
@@ -184,6 +204,9 @@ def validated_query(op: Operation) -> dict[str, Any]:
                 raise ApiError(422, "missing_field", f"The query parameter {param.name} is "
                                "required.", param.name)
             continue
+        if "\x00" in raw:
+            raise ApiError(422, "invalid_value", f"{param.name} holds a NUL character; remove "
+                           "it.", param.name)
         kind = param.schema.get("type", "string")
         if kind == "integer":
             if not re.fullmatch(r"-?\d{1,12}", raw):
@@ -226,7 +249,7 @@ def _operation_object(op: Operation) -> dict[str, Any]:
     for param in op.query:
         parameters.append({"name": param.name, "in": "query", "required": param.required,
                            "description": param.description, "schema": param.schema})
-    if op.method in ("POST", "PATCH"):
+    if op.method in ("POST", "PATCH") and op.auth != "none":
         parameters.append({
             "name": "Idempotency-Key", "in": "header", "required": False,
             "description": "Any unique string up to 255 characters (a call ID fits). The same "
@@ -256,7 +279,7 @@ def _operation_object(op: Operation) -> dict[str, Any]:
     if op.body is not None:
         common["400"] = "The body is not JSON."
         common["415"] = "The body is not sent as application/json."
-    if op.method in ("POST", "PATCH"):
+    if op.method in ("POST", "PATCH") and op.auth != "none":
         common["409"] = "A request with this Idempotency-Key is still in progress."
         common["422"] = ("A field is invalid ('field' names it), or the Idempotency-Key was "
                          "used with a different body.")
