@@ -110,3 +110,38 @@ def test_create_invoice_validation_names_the_field(make_api, billing):
     error = assert_error(api.post("/invoices", changed), 422, "invalid_document", "number")
     assert "credit note" in error["message"]
     assert_error(make_api(["read"]).post("/invoices", invoice_json("API-4", "C1")), 403)
+
+
+def test_update_billing_address_vat_and_peppol_ids_logged_with_who_and_why(make_api, billing,
+                                                                            session):
+    from distribution.events import events_for
+    from distribution.recipients import Address
+
+    alice, _ = billing
+    crm = make_api(["customers:write", "read"], name="crm")
+    response = crm.patch(f"/customers/{alice.id}", {
+        "address": {"line1": "Kerkstraat 2", "city": "Brugge", "postal_code": "8000"},
+        "vat_id": "BE0987654321", "peppol_id": "0208:0987654321",
+        "reason": "moved, told us on the phone"})
+    assert response.status_code == 200, response.data
+    body = response.get_json()
+    assert body["address"]["city"] == "Brugge" and body["peppol_id"] == "0208:0987654321"
+    [event] = [e for e in events_for(session, "customer", str(alice.id))
+               if e.kind == "customer.updated"]
+    assert event.actor == "api:crm" and event.payload["reason"] == "moved, told us on the phone"
+    assert event.payload["changes"]["city"] == {"from": "Gent", "to": "Brugge"}
+    assert session.scalars(sa.select(Address).where(
+        Address.value == "0208:0987654321")).one().verified_at is not None
+    same = crm.patch(f"/customers/{alice.id}", {"vat_id": "BE0987654321", "reason": "again"})
+    assert same.status_code == 200
+    assert len([e for e in events_for(session, "customer", str(alice.id))
+                if e.kind == "customer.updated"]) == 1  # nothing changed, nothing logged
+    assert_error(crm.patch(f"/customers/{alice.id}", {"vat_id": "BE1"}), 422,
+                 "missing_field", "reason")
+    assert_error(crm.patch(f"/customers/{alice.id}", {"peppol_id": "nope", "reason": "x"}),
+                 422, "invalid_value", "peppol_id")
+    assert_error(crm.patch(f"/customers/{alice.id}", {"address": {"country_code": "be"},
+                                                      "reason": "x"}),
+                 422, "invalid_value", "address.country_code")
+    assert_error(crm.patch("/customers/999999", {"reason": "x"}), 404)
+    assert_error(make_api(["read"]).patch(f"/customers/{alice.id}", {"reason": "x"}), 403)
