@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -17,9 +18,9 @@ from portal.api.idempotency import purge
 from portal.api.keys import create_key
 from portal.db import get_database
 from portal.migrate import upgrade
-from portal.models import ApiNote, IdempotencyRecord
+from portal.models import ApiNote, IdempotencyRecord, SignInAttempt
 from portal.models.base import utcnow
-from tests.factories import make_customer, make_organisation
+from tests.factories import make_customer, make_organisation, make_user
 from tests.portal.api.conftest import assert_error
 
 
@@ -107,6 +108,7 @@ def served(databases, tmp_path):
     upgrade(database.engine)
     with database.session_scope() as session:
         customer = make_customer(session, make_organisation(session))
+        make_user(session, email="app@example.com", customer=customer)
         _key, secret = create_key(session, "concurrent", ["read", "customers:write"],
                                   actor="test")
         customer_id = customer.id
@@ -123,10 +125,10 @@ def served(databases, tmp_path):
 
 
 def _post(url: str, secret: str, body: dict, key: str) -> tuple[int, str, str | None]:
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json",
+               "Idempotency-Key": key}
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {secret}",
-                                              "Content-Type": "application/json",
-                                              "Idempotency-Key": key})
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode(), \
@@ -160,3 +162,24 @@ def test_concurrent_requests_with_one_key_act_once_and_get_the_same_answer(serve
         assert session.scalar(sa.select(sa.func.count()).select_from(ApiNote)) == 1
         assert session.scalar(sa.select(sa.func.count()).select_from(Event).where(
             Event.kind == "note.added")) == 1
+
+
+def test_on_a_real_server_errors_release_the_key_and_failed_sign_ins_are_counted(served):
+    """Each step's own transaction commits while the request's is closed (SQLite: one writer)."""
+    app, base, secret, customer_id = served
+    url = f"{base}/api/v1/customers/{customer_id}/notes"
+    started = time.monotonic()
+    assert _post(url, secret, {"summary": ""}, "k-1")[0] == 422
+    assert _post(url, secret, {"summary": "fixed"}, "k-1")[0] == 201
+    for _ in range(2):
+        status, text, _ = _post(f"{base}/api/v1/session", "",
+                                {"email": "app@example.com", "password": "wrong"}, "s")
+        assert status == 401, text
+    status, text, _ = _post(f"{base}/api/v1/session", "",
+                            {"email": "app@example.com", "password": "correct horse battery"},
+                            "s")
+    assert status == 201, text
+    assert time.monotonic() - started < 10  # nothing waited for a lock
+    with get_database(app).session_scope() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(SignInAttempt).where(
+            SignInAttempt.succeeded.is_(False))) == 2
