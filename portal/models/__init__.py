@@ -15,8 +15,8 @@ from portal.models.invoices import (
 )
 from portal.models.legal_holds import LegalHold  # noqa: F401 - data lifecycle
 from portal.models.organisations import Organisation
-from portal.models.payments import Payment, PaymentKind, PaymentMethod
 from portal.models.pay import PayLink, PayLinkRequest, ProcessedProviderEvent  # noqa: F401
+from portal.models.payments import Payment, PaymentKind, PaymentMethod
 from portal.models.sign_in import (  # noqa: F401 - sign-in security's records
     AccountToken,
     RecoveryCode,
