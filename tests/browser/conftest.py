@@ -209,9 +209,13 @@ def live_server(databases, tmp_path_factory, stripe_standin) -> Iterator[LiveSer
 # The browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the run; in CI a missing browser is an error, not a skip."""
+    """One headless Chromium for this package; in CI a missing browser is an error, not a skip.
+
+    Package scope, not session: Playwright's sync API keeps an event loop running in the
+    main thread while it lives, and the tests after this package call asyncio.run().
+    """
     problem = missing_tool()
     if problem is not None:
         pytest.fail(f"{problem} (CI is set: the browser tests must run)", pytrace=False)

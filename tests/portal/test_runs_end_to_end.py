@@ -169,8 +169,9 @@ def test_the_portal_inbox_shows_news_and_opening_the_invoice_marks_it_viewed(her
     client = herald.test_client()
     sign_in(client, "anna@example.com")
     page = client.get("/invoices").get_data(as_text=True)
-    assert "New for you" in page and "Invoice INV-1" in page
-    assert "New for you" not in client.get("/invoices").get_data(as_text=True)  # seen once
+    # Anna reads Dutch: "New for you" and "Invoice INV-1" in her language.
+    assert "Nieuw voor u" in page and "Factuur INV-1" in page
+    assert "Nieuw voor u" not in client.get("/invoices").get_data(as_text=True)  # seen once
     assert client.get("/invoices/INV-1").status_code == 200
     with database.session_scope() as session:
         states = {d.channel.value: d.state for d in session.scalars(sa.select(Delivery))
