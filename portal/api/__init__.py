@@ -56,6 +56,7 @@ def load_operations() -> None:
         payments,
         runs,
         session_routes,
+        signatures,
     )
 
 
