@@ -4,6 +4,7 @@ from portal.models.api import ApiKey, ApiNote, CustomerApiToken, IdempotencyReco
 from portal.models.base import Base
 from portal.models.channel_settings import CustomerEmailAddress
 from portal.models.customers import Account, AccountStatus, Contact, Customer, CustomerKind
+from portal.models.delivery_defaults import DeliveryDefaults  # noqa: F401 - settings page
 from portal.models.disputes import Dispute, DisputeLine, DisputeMessage, DisputeStatus
 from portal.models.invoices import (
     AllowanceCharge,
