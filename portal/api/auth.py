@@ -74,13 +74,14 @@ def authenticate(op: Operation) -> None:
             raise ApiError(403, "missing_scope", f"This key lacks the '{op.scope}' scope; ask an "
                            f"administrator for a key with it ('herald api-keys create --scope "
                            f"{op.scope}').", "Authorization")
-        count, retry_after = count_request(session, key, settings.api_rate_limit,
+        limit = key.rate_limit or settings.api_rate_limit  # the key's own, else the default
+        count, retry_after = count_request(session, key, limit,
                                            settings.api_rate_window_seconds)
         key.last_used_at = utcnow()
         g.api_caller = Caller(f"key:{key.id}", key.actor, key.scope_set, key_id=key.id)
-        g.api_rate = (settings.api_rate_limit, max(0, settings.api_rate_limit - count))
+        g.api_rate = (limit, max(0, limit - count))
     if retry_after is not None:
-        raise ApiError(429, "rate_limited", f"This key made more than {settings.api_rate_limit} "
+        raise ApiError(429, "rate_limited", f"This key made more than {limit} "
                        f"requests in {settings.api_rate_window_seconds} seconds; retry after "
                        f"{retry_after} seconds.", headers={"Retry-After": str(retry_after)})
 

@@ -29,12 +29,15 @@ def api_keys_group() -> None:
 @click.option("--name", required=True, help="Who uses it, e.g. 'call centre'. Shown in logs.")
 @click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(list(SCOPES)),
               help="Repeat for several scopes.")
+@click.option("--rate-limit", type=click.IntRange(1), default=None,
+              help="Requests per rate window for this key (default: HERALD_API_RATE_LIMIT).")
 @with_appcontext
-def create_command(name: str, scopes: tuple[str, ...]) -> None:
+def create_command(name: str, scopes: tuple[str, ...], rate_limit: int | None) -> None:
     """Create a key and print it once (only its SHA-256 is kept)."""
     try:
         with get_database().session_scope() as session:
-            key, secret = create_key(session, name, list(scopes), actor=_actor())
+            key, secret = create_key(session, name, list(scopes), actor=_actor(),
+                                     rate_limit=rate_limit)
             click.echo(f"Created API key {key.name!r} (prefix {key.prefix}, scopes "
                        f"{key.scopes}).")
     except KeyError_ as exc:

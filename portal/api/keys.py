@@ -22,6 +22,7 @@ from portal.models.base import utcnow
 
 KEY_KIND = "hk"
 CUSTOMER_KIND = "hct"
+MAX_RATE_LIMIT = 1_000_000
 
 
 class KeyError_(ValueError):
@@ -44,9 +45,12 @@ def _parse(credential: str, kind: str) -> str | None:
     return parts[1]
 
 
-def create_key(session: Session, name: str, scopes: list[str], *, actor: str
-               ) -> tuple[ApiKey, str]:
-    """A new key and its secret (which is not kept: show it once)."""
+def create_key(session: Session, name: str, scopes: list[str], *, actor: str,
+               rate_limit: int | None = None) -> tuple[ApiKey, str]:
+    """A new key and its secret (which is not kept: show it once).
+
+    ``rate_limit`` is the key's requests per rate window; None keeps the installation's.
+    """
     name = name.strip()
     if not name or len(name) > 80:
         raise KeyError_("give the key a name of 1 to 80 characters (who uses it)")
@@ -54,15 +58,20 @@ def create_key(session: Session, name: str, scopes: list[str], *, actor: str
     if unknown or not scopes:
         raise KeyError_(f"scopes must be some of {', '.join(SCOPES)}"
                         + (f"; {', '.join(unknown)} is not one" if unknown else ""))
+    if rate_limit is not None and not 1 <= rate_limit <= MAX_RATE_LIMIT:
+        raise KeyError_(f"the rate limit must be a whole number from 1 to {MAX_RATE_LIMIT} "
+                        "requests per window, or left empty for the installation's")
     if session.scalar(sa.select(ApiKey.id).where(ApiKey.name == name)) is not None:
         raise KeyError_(f"a key named {name!r} exists; choose another name or revoke it")
     prefix, secret = _new_credential(KEY_KIND)
     key = ApiKey(name=name, prefix=prefix, key_sha256=_digest(secret),
-                 scopes=" ".join(sorted(set(scopes))), created_by=actor)
+                 scopes=" ".join(sorted(set(scopes))), rate_limit=rate_limit,
+                 created_by=actor)
     session.add(key)
     session.flush()
     record_event(session, "api_key", str(key.id), "api_key.created",
-                 {"name": name, "prefix": prefix, "scopes": sorted(set(scopes))}, actor=actor)
+                 {"name": name, "prefix": prefix, "scopes": sorted(set(scopes)),
+                  "rate_limit": rate_limit}, actor=actor)
     return key, secret
 
 

@@ -42,8 +42,8 @@ EVENT_KINDS = {
 }
 
 
-def _texts(purpose: TokenPurpose, name: str, link: str, minutes: int, days: int
-           ) -> tuple[str, str]:
+def _texts(purpose: TokenPurpose, name: str, link: str, minutes: int, days: int,
+           staff: bool = False) -> tuple[str, str]:
     if purpose is TokenPurpose.MAGIC_LINK:
         return _("Your sign-in link"), _(
             "Hello %(name)s,\n\nOpen this link within %(minutes)s minutes to sign in to your "
@@ -55,6 +55,11 @@ def _texts(purpose: TokenPurpose, name: str, link: str, minutes: int, days: int
             "password. It works once, and signs you out everywhere else.\n\n%(link)s\n\nIf you "
             "did not ask for it, ignore this email; your password stays as it is.",
             name=name, minutes=minutes, link=link)
+    if staff:
+        return _("You are invited to Herald's ops console"), _(
+            "Hello %(name)s,\n\nAn administrator gave you a staff account in Herald. Open "
+            "this link within %(days)s days to choose your password:\n\n%(link)s\n\nIf you "
+            "did not expect this, ignore this email.", name=name, days=days, link=link)
     return _("You are invited to see your invoices online"), _(
         "Hello %(name)s,\n\nYou can now see, download and pay your invoices online, and choose "
         "how we send them. Open this link within %(days)s days to choose your password:\n\n"
@@ -77,14 +82,14 @@ def send_account_email(app: Flask, make_session: sessionmaker[Session],
             return False
         user = session.get(User, row.user_id)
         customer = session.get(Customer, user.customer_id) if user.customer_id else None
-        purpose, email, name = row.purpose, user.email, user.name
+        purpose, email, name, staff = row.purpose, user.email, user.name, user.is_staff
         language = (customer.language if customer else None) or "en"
         record_event(session, *user_subject(user), EVENT_KINDS[purpose],
                      {"token_id": row.id, "created_by": row.created_by}, actor=ACTOR)
     link = f"{settings.public_url}{PATHS[purpose]}{token}"
     with app.app_context(), force_locale(language):
         subject, text = _texts(purpose, name, link, settings.sign_in_link_minutes,
-                               settings.sign_in_invitation_days)
+                               settings.sign_in_invitation_days, staff)
     try:
         send_transactional(smtp, to=email, name=name, language=language, subject=subject,
                            text=text, link=link, kind=f"account_{purpose.value}",

@@ -24,6 +24,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
     key_sha256: Mapped[str] = mapped_column(sa.String(64))
     scopes: Mapped[str] = mapped_column(sa.String(400))
+    # Requests per rate window for this key; None: the installation's HERALD_API_RATE_LIMIT.
+    rate_limit: Mapped[int | None] = mapped_column()
     created_by: Mapped[str] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
