@@ -13,8 +13,10 @@ the queue and the worker a round trip per delivery), else one id per task.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -192,21 +194,27 @@ def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None], *,
 
 
 class DispatcherLock:
-    """Makes sure one dispatcher is active: a PostgreSQL advisory lock on its own connection.
+    """Makes sure one dispatcher is active among all those started.
 
-    Embedded (SQLite) the dispatcher runs inside the single app process, so the
-    lock is always granted.
+    On PostgreSQL it is an advisory lock held on a connection of its own. On SQLite
+    (one database file on one machine) it is an exclusive ``flock`` on a file beside
+    the database (``<database>.dispatcher.lock``): the kernel drops it when the
+    process holding it ends, however it ends, so a waiting dispatcher (another
+    ``herald dispatcher``, or the one of ``herald demo``) takes over at its next
+    tick. An in-memory SQLite database belongs to one process: always granted.
     """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.connection: sa.Connection | None = None
-        self.held = engine.dialect.name != "postgresql"
+        self.lock_file: int | None = None
+        self.lock_path = _sqlite_lock_path(engine)
+        self.held = engine.dialect.name != "postgresql" and self.lock_path is None
 
     def ensure(self) -> bool:
         """Hold the lock: keep it if held and its connection lives, else try to take it."""
         if self.engine.dialect.name != "postgresql":
-            return True
+            return self._ensure_file_lock()
         try:
             if self.connection is None:
                 self.connection = self.engine.connect()
@@ -224,6 +232,18 @@ class DispatcherLock:
             self.release()
         return self.held
 
+    def _ensure_file_lock(self) -> bool:
+        if self.lock_path is None or self.held:
+            return True
+        descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)  # another dispatcher holds it
+            return False
+        self.lock_file, self.held = descriptor, True
+        return True
+
     def release(self) -> None:
         """Give the lock up: its database connection is really closed, not pooled.
 
@@ -231,13 +251,26 @@ class DispatcherLock:
         connection returned to the pool would keep holding it, and no other
         dispatcher could ever take over.
         """
-        self.held = self.engine.dialect.name != "postgresql"
+        self.held = self.engine.dialect.name != "postgresql" and self.lock_path is None
+        if self.lock_file is not None:
+            os.close(self.lock_file)  # closing the file drops the flock
+            self.lock_file = None
         if self.connection is not None:
             with contextlib.suppress(sa.exc.DBAPIError):
                 self.connection.invalidate()
             with contextlib.suppress(sa.exc.DBAPIError):
                 self.connection.close()
             self.connection = None
+
+
+def _sqlite_lock_path(engine: sa.Engine) -> str | None:
+    """``<database file>.dispatcher.lock`` for a SQLite file database, else None."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{database}.dispatcher.lock"
 
 
 def run_dispatcher(make_session: sessionmaker[Session], engine: sa.Engine,
@@ -271,8 +304,10 @@ def run_dispatcher(make_session: sessionmaker[Session], engine: sa.Engine,
                 if reconcile and started - last_reconcile >= reconcile_every:
                     reconcile()
                     last_reconcile = started
-            except sa.exc.OperationalError:
-                log.exception("dispatcher tick failed; retrying")  # e.g. database restarting
+            except Exception:  # a dispatcher must outlive any one tick
+                # The database or the task queue restarting, most often. What was released
+                # but not enqueued goes back to pending when its release lease expires.
+                log.exception("dispatcher tick failed; retrying")
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:
         lock.release()

@@ -8,11 +8,12 @@ from flask import Flask, current_app
 from huey import Huey
 
 from distribution.documents import make_store
-from distribution.sending import Sender, SendingPolicy
+from distribution.sending import Sender
 from distribution.worker import Tasks, make_huey, register_tasks
 from portal.channels import build_channels
 from portal.config import Settings
 from portal.db import get_database
+from portal.sending_defaults import stored_sending_policy
 
 EXTENSION_KEY = "herald.queue"
 
@@ -27,7 +28,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     def make_sender() -> Sender:
         return Sender(make_session, build_channels(settings),
                       make_store(settings.document_store, settings.instance_path),
-                      SendingPolicy(send_lease=timedelta(seconds=settings.send_lease_seconds)))
+                      stored_sending_policy(make_session,
+                                            timedelta(seconds=settings.send_lease_seconds)))
 
     tasks = register_tasks(huey, make_session, make_sender)
     app.extensions[EXTENSION_KEY] = (huey, tasks)

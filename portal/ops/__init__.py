@@ -12,6 +12,7 @@ from portal.ops import (  # noqa: E402,F401
     log_views,
     routes,
     run_views,
+    settings_views,
     staff_views,
     template_views,
 )

@@ -301,8 +301,21 @@ def test_one_dispatcher_holds_the_lock_and_another_takes_over(own_db, lock_id):
     second.release()
 
 
-def test_embedded_lock_is_always_granted(tmp_path):
+def test_on_sqlite_one_dispatcher_holds_a_file_lock_and_another_takes_over(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    first, second = DispatcherLock(engine), DispatcherLock(engine)
+    assert first.ensure() is True
+    assert second.ensure() is False  # another process (or thread) waits
+    assert first.ensure() is True
+    first.release()  # a dispatcher ending, however it ends: the kernel drops the flock
+    assert second.ensure() is True
+    assert first.ensure() is False
+    second.release()
+    assert (tmp_path / "x.sqlite3.dispatcher.lock").exists()
+
+
+def test_an_in_memory_database_is_one_process_and_always_granted():
+    engine = sa.create_engine("sqlite://")
     assert DispatcherLock(engine).ensure() is True
     assert DispatcherLock(engine).ensure() is True
 

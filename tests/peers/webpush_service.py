@@ -116,6 +116,7 @@ class PushService:
         self._canned: deque[_Canned] = deque()
         self._release_stalls = threading.Event()
         self.subscribers: dict[str, Subscriber] = {}
+        self.expired: set[str] = set()
         self.received: list[ReceivedPush] = []
         self.rejected: list[tuple[int, str]] = []
         self.requests = 0
@@ -178,6 +179,15 @@ class PushService:
             for _ in range(count):
                 self._canned.append(_Canned(0, stall=seconds))
 
+    def expire(self, subscription_id: str) -> None:
+        """From now on answer 410 Gone to pushes for this subscription (the browser dropped it)."""
+        self.expired.add(subscription_id)
+
+    def clear_failures(self) -> None:
+        """Forget the canned answers not given yet: the service is healthy again."""
+        with self._lock:
+            self._canned.clear()
+
     def _next_canned(self) -> _Canned | None:
         with self._lock:
             return self._canned.popleft() if self._canned else None
@@ -189,6 +199,8 @@ class PushService:
         if not match or match.group(1) not in self.subscribers:
             raise VerificationError(404, "no such subscription")
         subscription_id = match.group(1)
+        if subscription_id in self.expired:
+            raise VerificationError(410, "push subscription has unsubscribed or expired")
         subscriber = self.subscribers[subscription_id]
         claims, key = self._verify_vapid(headers.get("authorization", ""))
         if subscriber.application_server_key and key != subscriber.application_server_key:
