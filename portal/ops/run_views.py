@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -37,6 +37,7 @@ from portal.ops.run_status import (
     run_status,
     sent_per_minute,
 )
+from portal.ops.settings_store import prefill_run_form
 from portal.runs import create_document_run
 
 
@@ -73,6 +74,8 @@ def runs() -> str:
 def new_run() -> str | Response:
     """The run form; "Preview" shows counts per channel and the forecast, "Create" makes it."""
     form = RunForm()
+    if request.method == "GET":
+        prefill_run_form(form, db_session())  # the settings page's send window and holidays
     preview = None
     if form.validate_on_submit():
         if form.create.data:
