@@ -8,6 +8,7 @@ from distribution import (  # noqa: F401  (imported for their tables)
     recipients,
     template_store,
     waves,
+    webhook_models,
 )
 from distribution.models import Base
 

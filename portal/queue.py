@@ -9,6 +9,7 @@ from huey import Huey
 
 from distribution.documents import make_store
 from distribution.sending import Sender
+from distribution.webhook_tasks import register_webhook_tasks
 from distribution.worker import Tasks, make_huey, register_tasks
 from portal.channels import build_channels
 from portal.config import Settings
@@ -33,6 +34,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     tasks = register_tasks(huey, make_session, make_sender)
     app.extensions[EXTENSION_KEY] = (huey, tasks)
+    app.extensions["herald.webhooks_now"] = register_webhook_tasks(huey, make_session)
 
     from portal import tasks as portal_tasks  # it imports this module for get_huey
 
