@@ -1,10 +1,12 @@
-"""Masking card numbers and IBANs in free text customers type, before it is stored.
+"""Masking card numbers, IBANs and tax IDs in free text people type, before it is stored.
 
 Customers paste payment details into dispute reasons and messages; Herald must
 not keep them (PCI DSS for cards, and there is no reason to hold an IBAN in a
 chat thread). A run of 13 to 19 digits (spaces or dashes between groups allowed)
 that passes the Luhn check is a card number; an IBAN is recognised by its form
-and its ISO 13616 mod-97 check. Both keep only their last four characters.
+and its ISO 13616 mod-97 check. Tax IDs (:mod:`portal.masking_tax`) are VAT
+numbers with their country prefix and Spanish NIF/NIE numbers with a valid check
+letter. All keep only their last four characters.
 """
 
 from __future__ import annotations
@@ -62,5 +64,7 @@ def _mask_iban(match: re.Match[str]) -> str:
 
 
 def mask_payment_details(text: str) -> str:
-    """``text`` with card numbers and IBANs replaced by a note of their last four characters."""
-    return _IBAN.sub(_mask_iban, _CARD.sub(_mask_card, text))
+    """``text`` with card numbers, IBANs and tax IDs replaced by their last four characters."""
+    from portal.masking_tax import mask_tax_ids  # it needs nothing from here; kept apart
+
+    return mask_tax_ids(_IBAN.sub(_mask_iban, _CARD.sub(_mask_card, text)))

@@ -47,6 +47,7 @@ def _teardown(_exc):
 def load_operations() -> None:
     """Import every resource module: each registers its operations on :data:`bp`."""
     from portal.api import (  # noqa: F401
+        contacts,
         customers,
         deliveries,
         disputes,
@@ -54,6 +55,7 @@ def load_operations() -> None:
         invoices,
         notes,
         payments,
+        refunds,
         runs,
         session_routes,
         signatures,

@@ -18,6 +18,7 @@ from portal.models.legal_holds import LegalHold  # noqa: F401 - data lifecycle
 from portal.models.organisations import Organisation
 from portal.models.pay import PayLink, PayLinkRequest, ProcessedProviderEvent  # noqa: F401
 from portal.models.payments import Payment, PaymentKind, PaymentMethod
+from portal.models.refunds import RefundKind, RefundRequest, RefundStatus  # noqa: F401
 from portal.models.sign_in import (  # noqa: F401 - sign-in security's records
     AccountToken,
     RecoveryCode,
@@ -33,7 +34,6 @@ from portal.models.signatures import (  # noqa: F401 - signing's records
     SignerStatus,
     SigningMode,
 )
-from portal.models.staff_identity import StaffIdentity  # noqa: F401 - identity provider
 from portal.models.users import Role, User
 
 __all__ = [
