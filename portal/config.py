@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from urllib.parse import urlencode
 
 from distribution.channels.email_settings import SmtpSettings, SmtpSettingsError
-from portal.oidc_settings import OidcConfigError, OidcSettings, oidc_from_env
 
 
 class ConfigError(ValueError):
@@ -90,8 +88,6 @@ class Settings:
     retention_years: int = 7
     retention_years_by_country: tuple[tuple[str, int], ...] = ()
     operational_log_days: int = 90
-    # Staff sign-in through the company's OpenID Connect provider (None: off).
-    oidc: OidcSettings | None = None
     # Refund and credit requests up to this amount (in the seller's currency) are approved
     # when made; larger ones wait for a finance approver. 0 sends every request to finance.
     refund_auto_approve_limit: Decimal = Decimal("50.00")
@@ -114,7 +110,7 @@ class Settings:
             secret_key=env.get("SECRET_KEY") or persisted_secret_key(instance_path),
             huey_url=env.get("HUEY_URL") or None,
             einvoice_rules_dir=Path(rules) if rules else None,
-            document_store=_document_store(env),
+            document_store=env.get("DOCUMENT_STORE") or "database",
             public_url=(env.get("HERALD_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
             session_lifetime_minutes=_positive_int(env, "SESSION_LIFETIME_MINUTES", 60 * 12),
             import_progress_threshold=_positive_int(env, "IMPORT_PROGRESS_THRESHOLD", 200),
@@ -152,16 +148,8 @@ class Settings:
             retention_years=_positive_int(env, "RETENTION_YEARS", 7),
             retention_years_by_country=_retention_by_country(env),
             operational_log_days=_positive_int(env, "RETENTION_OPERATIONAL_LOG_DAYS", 90),
-            oidc=_oidc(env),
             refund_auto_approve_limit=_amount(env, "REFUND_AUTO_APPROVE_LIMIT", "50.00"),
         )
-
-
-def _oidc(env: Mapping[str, str]) -> OidcSettings | None:
-    try:
-        return oidc_from_env(env)
-    except OidcConfigError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 def default_database_url(instance_path: Path) -> str:
@@ -277,17 +265,6 @@ def _payment_providers(env: Mapping[str, str]) -> tuple[str, ...]:
         raise ConfigError(f"HERALD_PAYMENT_PROVIDERS={raw!r} names {', '.join(unknown)}; "
                           f"choose from {', '.join(PAYMENT_PROVIDERS)}, comma-separated")
     return names
-
-
-
-def _document_store(env: Mapping[str, str]) -> str:
-    """DOCUMENT_STORE; for ``s3://`` the endpoint and region settings join its query."""
-    setting = env.get("DOCUMENT_STORE") or "database"
-    if not setting.startswith("s3://"):
-        return setting
-    names = {option: f"DOCUMENT_STORE_S3_{option.upper()}" for option in ("endpoint_url", "region")}
-    extra = {option: env[name] for option, name in names.items() if env.get(name)}
-    return setting + ("&" if "?" in setting else "?") + urlencode(extra) if extra else setting
 
 
 def _retention_by_country(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:

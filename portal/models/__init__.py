@@ -34,6 +34,7 @@ from portal.models.signatures import (  # noqa: F401 - signing's records
     SignerStatus,
     SigningMode,
 )
+from portal.models.staff_identity import StaffIdentity  # noqa: F401 - identity provider
 from portal.models.users import Role, User
 
 __all__ = [
