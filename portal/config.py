@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlencode
 
 from distribution.channels.email_settings import SmtpSettings, SmtpSettingsError
 
@@ -110,7 +111,7 @@ class Settings:
             secret_key=env.get("SECRET_KEY") or persisted_secret_key(instance_path),
             huey_url=env.get("HUEY_URL") or None,
             einvoice_rules_dir=Path(rules) if rules else None,
-            document_store=env.get("DOCUMENT_STORE") or "database",
+            document_store=_document_store(env),
             public_url=(env.get("HERALD_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
             session_lifetime_minutes=_positive_int(env, "SESSION_LIFETIME_MINUTES", 60 * 12),
             import_progress_threshold=_positive_int(env, "IMPORT_PROGRESS_THRESHOLD", 200),
@@ -267,6 +268,15 @@ def _payment_providers(env: Mapping[str, str]) -> tuple[str, ...]:
     return names
 
 
+
+def _document_store(env: Mapping[str, str]) -> str:
+    """DOCUMENT_STORE; for ``s3://`` the endpoint and region settings join its query."""
+    setting = env.get("DOCUMENT_STORE") or "database"
+    if not setting.startswith("s3://"):
+        return setting
+    names = {option: f"DOCUMENT_STORE_S3_{option.upper()}" for option in ("endpoint_url", "region")}
+    extra = {option: env[name] for option, name in names.items() if env.get(name)}
+    return setting + ("&" if "?" in setting else "?") + urlencode(extra) if extra else setting
 def _retention_by_country(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     raw = (env.get("RETENTION_YEARS_BY_COUNTRY") or "").strip()
     if not raw:

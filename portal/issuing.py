@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 import einvoice
+from distribution.document_names import DocumentName
 from distribution.documents import DocumentFormat, DocumentStore
 from distribution.events import record_event
 from distribution.sqltypes import utcnow
@@ -70,6 +71,12 @@ def invoice_key(invoice: Invoice) -> str:
     return f"{invoice.organisation_id}:{invoice.number}"
 
 
+def archive_name(invoice: Invoice, suffix: str = "") -> DocumentName:
+    """Where the invoice's documents are filed in a folder or object store: by issue
+    year, customer number and document number (``2026/C-000123/INV-2026-000045.xml``)."""
+    return DocumentName(invoice.issue_date.year, invoice.customer.number, invoice.number, suffix)
+
+
 def issue_invoice(session: Session, invoice: Invoice, *, store: DocumentStore,
                   rules_dir: Path | None, actor: str, official_rules: bool = True,
                   ubl: bytes | None = None) -> str:
@@ -98,7 +105,8 @@ def issue_invoice(session: Session, invoice: Invoice, *, store: DocumentStore,
         if findings.fatal:
             raise IssuingRefused(invoice.number, [
                 IssueProblem(f.rule_id, f.location, f.message) for f in findings.fatal])
-    stored = store.put(session, ubl, DocumentFormat.UBL)
+    # An imported UBL (as its issuer wrote it) is filed under the same name as one written here.
+    stored = store.put(session, ubl, DocumentFormat.UBL, archive_name(invoice))
     invoice.ubl_sha256 = stored.sha256
     if invoice.status is InvoiceStatus.DRAFT:
         invoice.status = InvoiceStatus.ISSUED

@@ -34,7 +34,7 @@ from distribution.runs import (
     create_run,
 )
 from portal.invoice_documents import document_from_invoice
-from portal.issuing import invoice_key
+from portal.issuing import archive_name, invoice_key
 from portal.models import Customer, DocumentKind, Invoice, InvoiceStatus, Payment
 from portal.recipients_sync import recipient_key, sync_customer
 from portal.rendering import branding_for, pdf_language, review_url
@@ -172,7 +172,7 @@ def _money(amount: Decimal, currency: str, locale: str) -> str:
 
 
 def _reminder_pdf(session: Session, invoice: Invoice, *, store: DocumentStore, public_url: str,
-                  language: str, notice: str, overdue: bool) -> str:
+                  language: str, notice: str, overdue: bool, offset_days: int) -> str:
     doc = einvoice.compute(document_from_invoice(invoice))
     if invoice.tax_currency:
         doc.totals.tax_total_accounting = invoice.tax_amount_in_tax_currency
@@ -181,7 +181,8 @@ def _reminder_pdf(session: Session, invoice: Invoice, *, store: DocumentStore, p
     pdf = einvoice.render_pdf(doc, branding_for(invoice.organisation), pdf_language(language),
                               review_url=review_url(public_url, invoice),
                               status="overdue" if overdue else None, notice=notice)
-    return store.put(session, pdf, DocumentFormat.PDF).sha256
+    name = archive_name(invoice, f"-reminder-{offset_days}")
+    return store.put(session, pdf, DocumentFormat.PDF, name).sha256
 
 
 def reminder_spec(session: Session, invoice: Invoice, stage: Stage, policy: ReminderPolicy, *,
@@ -219,7 +220,8 @@ def reminder_spec(session: Session, invoice: Invoice, stage: Stage, policy: Remi
             notice += "\n" + with_fee.format(since=format_date(since, "long", locale=locale),
                                              **{k: parameters[k] for k in ("fee", "total")})
         pdf_sha256 = _reminder_pdf(session, invoice, store=store, public_url=public_url,
-                                   language=customer.language, notice=notice, overdue=overdue)
+                                   language=customer.language, notice=notice, overdue=overdue,
+                                   offset_days=stage.offset_days)
     return MessageSpec(recipient_key=recipient_key(customer),
                        subject_key=f"{reminder_prefix(invoice)}{stage.offset_days}",
                        parameters=parameters, link=link, pdf_sha256=pdf_sha256)

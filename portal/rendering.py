@@ -25,7 +25,7 @@ from distribution.events import record_event
 from einvoice.pdf import SUPPORTED_LANGUAGES
 from einvoice.pdf.branding import LOGO_MIME_TYPES
 from portal.invoice_documents import document_from_invoice
-from portal.issuing import invoice_key
+from portal.issuing import archive_name, invoice_key
 from portal.models import DocumentKind, Invoice, InvoiceStatus, Organisation
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def store_pdf(session: Session, invoice: Invoice, pdf: bytes, store: DocumentSto
     other's is rolled back to a savepoint and the winner's hash returned.
     """
     with session.begin_nested() as savepoint:
-        stored = store.put(session, pdf, DocumentFormat.PDF)
+        stored = store.put(session, pdf, DocumentFormat.PDF, archive_name(invoice))
         won = session.execute(
             sa.update(Invoice)
             .where(Invoice.id == invoice.id, Invoice.pdf_sha256.is_(None))

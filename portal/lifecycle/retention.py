@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from distribution.deliveries import FINAL_STATES, Delivery, Message
-from distribution.documents import DocumentStore, FolderStore, StoredDocument
+from distribution.document_names import hash_key
+from distribution.documents import DocumentStore, StoredDocument
 from distribution.events import record_event
 from distribution.models import WorkerHeartbeat
 from distribution.sqltypes import utcnow
@@ -72,7 +73,8 @@ class PurgeReport:
     removed: Counter[str] = field(default_factory=Counter)
     kept_on_hold: int = 0
     dry_run: bool = False
-    documents: set[str] = field(default_factory=set)  # hashes of the documents purged
+    # The documents purged: hash -> where their bytes are (None: in the row itself).
+    documents: dict[str, str | None] = field(default_factory=dict)
 
 
 def purge(session: Session, policy: RetentionPolicy, *, today: date | None = None,
@@ -94,15 +96,17 @@ def purge(session: Session, policy: RetentionPolicy, *, today: date | None = Non
     return report
 
 
-def remove_files(store: DocumentStore, sha256s: set[str]) -> int:
-    """Delete purged documents' files from a folder store (a database store has none)."""
-    if not isinstance(store, FolderStore):
-        return 0
+def remove_files(store: DocumentStore, documents: dict[str, str | None] | set[str]) -> int:
+    """Delete purged documents' files or objects (a database store has none).
+
+    ``documents`` maps each hash to its storage URI (:attr:`PurgeReport.documents`);
+    a bare hash means the older hash-named file.
+    """
     removed = 0
-    for sha256 in sha256s:
-        path = store.root / sha256[:2] / sha256[2:4] / sha256
-        if path.exists():
-            path.unlink()
+    for sha256 in documents:
+        uri = (documents[sha256] if isinstance(documents, dict)
+               else f"{getattr(store, 'scheme', '')}:{hash_key(sha256)}")
+        if store.delete(uri):
             removed += 1
     return removed
 
@@ -178,10 +182,10 @@ def expired_invoice_ids(session: Session, policy: RetentionPolicy, today: date,
 
 
 def _purge_invoices(session: Session, policy: RetentionPolicy, today: date,
-                    report: PurgeReport, dry_run: bool) -> set[str]:
+                    report: PurgeReport, dry_run: bool) -> dict[str, str | None]:
     ids = expired_invoice_ids(session, policy, today, report)
     if not ids:
-        return set()
+        return {}
     hashes = {h for row in session.execute(sa.select(Invoice.ubl_sha256, Invoice.pdf_sha256)
                                            .where(Invoice.id.in_(ids))) for h in row if h}
     # Evidence around the invoices first (their foreign keys point at it), ORM deletes where
@@ -236,10 +240,14 @@ def _purge_invoices(session: Session, policy: RetentionPolicy, today: date,
                 query = query.where(SignatureRequest.id.not_in(signature_request_ids))
             still_used.update(session.scalars(query))
     gone = hashes - still_used
+    # Where each one's bytes are, read before its record goes: they leave after the commit.
+    locations = {sha256: uri for sha256, uri in session.execute(
+        sa.select(StoredDocument.sha256, StoredDocument.storage_uri)
+        .where(StoredDocument.sha256.in_(gone)))} if gone else {}
     if gone:
         _delete(session, report, "documents", StoredDocument.__table__,
                 StoredDocument.sha256.in_(gone), dry_run)
-    return gone
+    return {sha256: locations.get(sha256) for sha256 in gone}
 
 
 def _chunks(values: list[int]) -> list[list[int]]:

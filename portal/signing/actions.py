@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
+from distribution.document_names import DocumentName
 from distribution.documents import DocumentFormat
 from distribution.events import record_event
 from distribution.inbox import mark_viewed
 from distribution.runs import cancel_pending_for_subject
 from distribution.sqltypes import utcnow
+from portal.issuing import archive_name
 from portal.models import (
     RequestStatus,
     Signature,
@@ -188,7 +190,10 @@ def complete(session: Session, request: SignatureRequest, *, actor: str,
         signers=evidence, language=language)
     pdf, pades = signed_pdf(original, certificate, key_file=context.key_file,
                             key_password=context.key_password)
-    stored = context.store.put(session, pdf, DocumentFormat.PDF)
+    name = (archive_name(request.invoice, "-signed") if request.invoice is not None else
+            DocumentName(request.created_at.year, request.customer.number,
+                         f"signature-{request.id}", "-signed"))
+    stored = context.store.put(session, pdf, DocumentFormat.PDF, name)
     request.signed_sha256 = stored.sha256
     request.status = RequestStatus.COMPLETED
     request.finished_at = now

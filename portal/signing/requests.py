@@ -18,11 +18,13 @@ from pypdf.errors import PdfReadError
 from sqlalchemy.orm import Session
 
 from distribution.channels.base import ChannelName
+from distribution.document_names import DocumentName
 from distribution.documents import DocumentFormat
 from distribution.events import record_event
 from distribution.recipients import add_address, upsert_recipient
 from distribution.runs import MessageSpec, WaveOptions, create_run, start_wave
 from distribution.sqltypes import utcnow
+from portal.issuing import archive_name
 from portal.models import (
     Customer,
     Invoice,
@@ -89,7 +91,10 @@ def request_upload_signatures(session: Session, customer: Customer, pdf: bytes, 
     if invoice is not None and invoice.customer_id != customer.id:
         raise SigningError(f"invoice {invoice.number} belongs to another customer")
     check_pdf(pdf)
-    stored = context.store.put(session, pdf, DocumentFormat.PDF)
+    # Filed beside the invoice it concerns, or under the customer by its title.
+    name = (archive_name(invoice, "-to-sign") if invoice is not None else
+            DocumentName(utcnow().year, customer.number, f"to-sign-{title}"))
+    stored = context.store.put(session, pdf, DocumentFormat.PDF, name)
     return _create(session, customer=customer, invoice=invoice, title=title,
                    document_sha256=stored.sha256, signers=signers, mode=mode,
                    consent_text=consent_text, actor=actor, context=context)
