@@ -6,6 +6,7 @@ bp = Blueprint("ops", __name__, url_prefix="/ops")
 
 from portal.ops import (  # noqa: E402,F401
     api_key_views,
+    approvals,
     customer_views,
     failures,
     labels,
