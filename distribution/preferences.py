@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -147,9 +148,7 @@ def resolve_preloaded(kind: MessageType, preferences: Mapping[str, Preference],
     specific = preferences.get(kind.code)
     overall = preferences.get(ALL_TYPES)
     chosen = specific or overall
-    # An empty list is a choice (the link only); only a missing one means the default.
-    attachments = (list(chosen.email_attachments)
-                   if chosen is not None and chosen.email_attachments is not None else ["pdf"])
+    attachments = email_attachments_of(chosen)
     if chosen is not None and chosen.opted_out and not kind.mandatory:
         return Resolution([], attachments, opted_out=True)
     # A per-type row without channels (e.g. one that only sets attachments) keeps the
@@ -178,6 +177,19 @@ def resolve_preloaded(kind: MessageType, preferences: Mapping[str, Preference],
         choices.append(ChannelChoice(fallback, _working_address(addresses, fallback),
                                      fallback_for=missed, reason=reason))
     return Resolution(choices, attachments, unavailable=unavailable)
+
+
+def chosen_preference(preferences: Mapping[str, Any], message_type: str) -> Any:
+    """The recipient's row that decides for ``message_type``: its own, else the ``*`` one."""
+    return preferences.get(message_type) or preferences.get(ALL_TYPES)
+
+
+def email_attachments_of(chosen: Any) -> list[str]:
+    """What an email carries by the deciding preference row (``None``: no row, the default)."""
+    # An empty list is a choice (the link only); only a missing one means the default.
+    if chosen is not None and chosen.email_attachments is not None:
+        return list(chosen.email_attachments)
+    return ["pdf"]
 
 
 def _working_address(addresses: Sequence[Address], channel: ChannelName) -> Address | None:

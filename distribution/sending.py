@@ -53,7 +53,12 @@ from distribution.deliveries import (
 )
 from distribution.documents import DocumentStore
 from distribution.events import NewEvent, record_event, record_events
-from distribution.preferences import MessageType, Preference, resolve, resolve_preloaded
+from distribution.preferences import (
+    Preference,
+    chosen_preference,
+    email_attachments_of,
+    resolve,
+)
 from distribution.recipients import Address, Recipient, mark_dead
 from distribution.sqltypes import utcnow
 from distribution.template_store import active_overrides
@@ -119,51 +124,41 @@ class _Claimed:
 
 
 # What building a message reads, in one query per batch: plain rows, no ORM objects.
-_BUILD_COLUMNS = (
+_CLAIM_COLUMNS = (
     Delivery.id, Delivery.channel, Delivery.attempts, Delivery.idempotency_key,
-    Delivery.fallback_for, Delivery.fallback_reason, Address.value.label("address"),
-    Message.id.label("message_id"), Message.message_type, Message.parameters, Message.link,
+    Delivery.fallback_for, Delivery.fallback_reason, Delivery.message_id, Delivery.address_id,
+)
+_MESSAGE_COLUMNS = (
+    Address.value.label("address"), Message.message_type, Message.parameters, Message.link,
     Message.ubl_sha256, Message.pdf_sha256, Message.recipient_id, Recipient.recipient_key,
     Recipient.name, Recipient.language,
 )
 
 
 class _BatchResolutions:
-    """Preferences and addresses of a batch's recipients, loaded once when email needs them."""
+    """What the emails of a batch carry, by their recipients' preferences.
+
+    Read on first need (an email whose message has a document to attach) in one
+    query for the whole batch: only the columns that decide, as plain rows.
+    """
 
     def __init__(self, session: Session, recipient_ids: set[int]) -> None:
         self.session = session
         self.recipient_ids = recipient_ids
-        self.preferences: dict[int, dict[str, Preference]] = {}
-        self.addresses: dict[int, list[sa.Row]] = {}
-        self.loaded = False
-        self.kinds: dict[str, MessageType | None] = {}
+        self.preferences: dict[int, dict[str, sa.Row]] | None = None
 
     def email_attachments(self, row: sa.Row) -> list[str]:
         """What to attach to an email of the message in ``row``, as :func:`resolve` says."""
-        if not self.loaded:
-            self._load()
-        if row.message_type not in self.kinds:
-            self.kinds[row.message_type] = self.session.get(MessageType, row.message_type)
-        kind = self.kinds[row.message_type]
-        if kind is None:  # resolve raises the unknown-type error
-            return resolve(self.session, self.session.get(Recipient, row.recipient_id),
-                           row.message_type).email_attachments
-        return resolve_preloaded(kind, self.preferences.get(row.recipient_id, {}),
-                                 self.addresses.get(row.recipient_id, [])).email_attachments
-
-    def _load(self) -> None:
-        session, ids = self.session, self.recipient_ids
-        for preference in session.scalars(sa.select(Preference).where(
-                among(session, Preference.recipient_id, ids))):
-            self.preferences.setdefault(preference.recipient_id, {})[
-                preference.message_type] = preference
-        for address in session.execute(sa.select(
-                Address.id, Address.recipient_id, Address.channel, Address.value,
-                Address.dead_since, Address.verified_at).where(
-                among(session, Address.recipient_id, ids)).order_by(Address.id)):
-            self.addresses.setdefault(address.recipient_id, []).append(address)
-        self.loaded = True
+        if self.preferences is None:
+            self.preferences = {}
+            for preference in self.session.execute(sa.select(
+                    Preference.recipient_id, Preference.message_type,
+                    Preference.email_attachments).where(
+                    among(self.session, Preference.recipient_id, self.recipient_ids))):
+                self.preferences.setdefault(preference.recipient_id, {})[
+                    preference.message_type] = preference
+        return email_attachments_of(chosen_preference(
+            self.preferences.get(row.recipient_id, {}), row.message_type))
 
 
 def _cannot_build(delivery_id: int, error: Exception) -> ChannelError:
@@ -272,32 +267,48 @@ class Sender:
     def _claim_batch(self, delivery_ids: list[int]) -> list[_Claimed]:
         """``released -> sending`` for those still released, and their messages built."""
         with self.make_session() as session, session.begin():
-            now = utcnow()
-            ids = sorted(session.scalars(
-                sa.update(Delivery)
-                .where(among(session, Delivery.id, delivery_ids),
-                       Delivery.state == DeliveryState.RELEASED)
-                .values(state=DeliveryState.SENDING, lease_until=now + self.policy.send_lease,
-                        attempts=Delivery.attempts + 1, updated_at=now)
-                .returning(Delivery.id)
-                .execution_options(synchronize_session=False)))
-            if not ids:
+            rows = self._claim_rows(session, delivery_ids)
+            if not rows:
                 return []
-            rows = session.execute(
-                sa.select(*_BUILD_COLUMNS)
-                .join(Message, Message.id == Delivery.message_id)
-                .join(Recipient, Recipient.id == Message.recipient_id)
-                .outerjoin(Address, Address.id == Delivery.address_id)
-                .where(among(session, Delivery.id, ids)).order_by(Delivery.id)).all()
             resolutions = _BatchResolutions(session, {row.recipient_id for row in rows})
             claimed = [self._build(session, row, resolutions) for row in rows]
             # The events last: appending locks the chain's head until commit, and every
             # other writer waits for it.
-            record_events(session, [NewEvent(
-                "delivery", delivery_key(delivery_id), "delivery.sending",
-                {"from": [DeliveryState.RELEASED.value], "to": DeliveryState.SENDING.value},
-                ACTOR) for delivery_id in ids])
+            payload = {"from": [DeliveryState.RELEASED.value], "to": DeliveryState.SENDING.value}
+            record_events(session, [NewEvent("delivery", delivery_key(row.id), "delivery.sending",
+                                             payload, ACTOR) for row in rows])
             return claimed
+
+    def _claim_rows(self, session: Session, delivery_ids: list[int]) -> list[sa.Row]:
+        """Claim those still released (one conditional UPDATE); what building needs, by id."""
+        now = utcnow()
+        claim = (sa.update(Delivery)
+                 .where(among(session, Delivery.id, delivery_ids),
+                        Delivery.state == DeliveryState.RELEASED)
+                 .values(state=DeliveryState.SENDING, lease_until=now + self.policy.send_lease,
+                         attempts=Delivery.attempts + 1, updated_at=now))
+        if session.get_bind().dialect.name == "postgresql":
+            # One statement: the claimed rows' columns come back from the UPDATE itself, so
+            # they are not looked up a second time.
+            claimed = claim.returning(*_CLAIM_COLUMNS).cte("claimed")
+            return session.execute(
+                sa.select(*(claimed.c[column.key] for column in _CLAIM_COLUMNS),
+                          *_MESSAGE_COLUMNS)
+                .select_from(claimed)
+                .join(Message, Message.id == claimed.c.message_id)
+                .join(Recipient, Recipient.id == Message.recipient_id)
+                .outerjoin(Address, Address.id == claimed.c.address_id)
+                .order_by(claimed.c.id)).all()
+        ids = list(session.scalars(claim.returning(Delivery.id)
+                                   .execution_options(synchronize_session=False)))
+        if not ids:
+            return []
+        return session.execute(
+            sa.select(*_CLAIM_COLUMNS, *_MESSAGE_COLUMNS)
+            .join(Message, Message.id == Delivery.message_id)
+            .join(Recipient, Recipient.id == Message.recipient_id)
+            .outerjoin(Address, Address.id == Delivery.address_id)
+            .where(among(session, Delivery.id, ids)).order_by(Delivery.id)).all()
 
     def _build(self, session: Session, row: sa.Row,
                resolutions: _BatchResolutions) -> _Claimed:
@@ -398,6 +409,8 @@ class Sender:
 
     def _attachments(self, session: Session, row: sa.Row,
                      resolutions: _BatchResolutions) -> list[Attachment]:
+        if not row.ubl_sha256 and not row.pdf_sha256:
+            return []  # no document: nothing to attach, whatever the customer chose
         number = str(row.parameters.get("number", row.message_id))
         wanted: list[str] = []
         if row.channel is ChannelName.EMAIL:
