@@ -78,8 +78,14 @@ def upsert_recipient(session: Session, key: str, *, name: str, language: str,
 
 
 def add_address(session: Session, recipient: Recipient, channel: ChannelName, value: str, *,
-                verified: bool = False, label: str | None = None, actor: str) -> Address:
-    """Add an address (or revive the same one if it was dead); logged."""
+                verified: bool = False, label: str | None = None, actor: str,
+                revive: bool = True) -> Address:
+    """Add an address (or, with ``revive``, bring the same one back if it was dead); logged.
+
+    Syncs from the billing system pass ``revive=False``: an address that bounced
+    stays dead until someone gives it again on purpose (the customer, an agent),
+    rather than coming back with every run and bouncing every month.
+    """
     digest = hashlib.sha256(value.encode()).hexdigest()
     address = next((a for a in recipient.addresses
                     if a.channel is channel and a.value_sha256 == digest), None)
@@ -90,7 +96,7 @@ def add_address(session: Session, recipient: Recipient, channel: ChannelName, va
         record_event(session, "recipient", recipient.recipient_key, "address.added",
                      {"channel": channel.value, "address_id": address.id, "label": label},
                      actor=actor)
-    elif address.dead_since is not None:
+    elif address.dead_since is not None and revive:
         address.dead_since = None
         address.dead_reason = None
         record_event(session, "recipient", recipient.recipient_key, "address.revived",

@@ -36,7 +36,7 @@ from distribution.runs import (
 from portal.invoice_documents import document_from_invoice
 from portal.issuing import archive_name, invoice_key
 from portal.models import Customer, DocumentKind, Invoice, InvoiceStatus, Payment
-from portal.recipients_sync import recipient_key, sync_customer
+from portal.recipients_sync import recipient_key, sync_customers
 from portal.rendering import branding_for, pdf_language, review_url
 from portal.runs import LOCALES
 
@@ -313,8 +313,7 @@ def create_reminder_run(session: Session, policy: ReminderPolicy, options: WaveO
         planned.append((invoice, stage, spec))
     if not planned:
         return summary
-    for customer in {invoice.customer for invoice, _, _ in planned}:
-        sync_customer(session, customer, actor=created_by)
+    sync_customers(session, {invoice.customer for invoice, _, _ in planned}, actor=created_by)
     summary.run = create_run(
         session, name=f"reminders {today.isoformat()}", message_type=MESSAGE_TYPE,
         specs=[spec for _, _, spec in planned],

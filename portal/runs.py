@@ -16,7 +16,7 @@ from distribution.runs import MessageSpec, RunSummary, WaveOptions, create_run
 from distribution.sending import EMBED_PDF_IN_UBL
 from portal.issuing import invoice_key
 from portal.models import Customer, CustomerKind, DocumentKind, Invoice, InvoiceStatus
-from portal.recipients_sync import recipient_key, sync_customer
+from portal.recipients_sync import recipient_key, sync_customers
 
 LOCALES = {"en": "en_IE", "nl": "nl_BE", "es": "es_ES"}
 SENDABLE = (InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID,
@@ -103,8 +103,7 @@ def create_document_run(session: Session, selection: RunSelection, options: Wave
     from portal.pay.links import issue_links, link_url
 
     documents = select_documents(session, selection)
-    for customer in {invoice.customer for invoice in documents}:
-        sync_customer(session, customer, actor=created_by)
+    sync_customers(session, {invoice.customer for invoice in documents}, actor=created_by)
     subjects = {invoice.id: f"{invoice.kind.value}:{invoice_key(invoice)}"
                 for invoice in documents}
     sent = _existing_subjects(session, selection.kind.value, set(subjects.values()))

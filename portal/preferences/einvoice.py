@@ -42,3 +42,19 @@ def set_peppol_id(session: Session, customer: Customer, recipient: Recipient,
                  {"old": old.value if old else None, "new": new_value}, actor=actor)
     session.flush()
     return True
+
+
+def set_embed_pdf(session: Session, customer: Customer, recipient: Recipient, wanted: bool,
+                  *, actor: str) -> bool:
+    """Put the PDF inside the UBL sent to this customer, or stop; True when it changed.
+
+    Applies to what is sent from now on (Peppol, and the UBL attached to emails): the
+    stored UBL stays as issued, the PDF is embedded when a message is sent.
+    """
+    if customer.embed_pdf_in_ubl == wanted:
+        return False
+    customer.embed_pdf_in_ubl = wanted
+    record_event(session, "recipient", recipient.recipient_key, "embed_pdf_in_ubl.changed",
+                 {"old": not wanted, "new": wanted}, actor=actor)
+    session.flush()
+    return True

@@ -97,5 +97,11 @@ class PeppolForm(FlaskForm):
         DataRequired(_l("Enter your Peppol ID, e.g. 0208:0123456749.")), Length(max=120)])
 
 
+class EmbedPdfForm(FlaskForm):
+    """Whether the e-invoice (UBL) sent to the customer carries its PDF inside."""
+
+    embed_pdf = BooleanField(_l("Put the PDF of each invoice inside the e-invoice file"))
+
+
 class ConfirmForm(FlaskForm):
     """A button that only carries the CSRF token (remove, send a test, confirm)."""

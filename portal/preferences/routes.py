@@ -32,12 +32,13 @@ from portal.db import db_session
 from portal.mailer import after_commit
 from portal.models import Customer, CustomerEmailAddress
 from portal.preferences import bp, emails, push
-from portal.preferences.einvoice import current_peppol_address, set_peppol_id
+from portal.preferences.einvoice import current_peppol_address, set_embed_pdf, set_peppol_id
 from portal.preferences.forms import (
     CHANNEL_SHORT_NAMES,
     AddEmailForm,
     ChannelsForm,
     ConfirmForm,
+    EmbedPdfForm,
     PeppolForm,
 )
 from portal.preferences.peppol_ids import PeppolIdError, parse_peppol_id
@@ -112,6 +113,7 @@ def _page(status: int = 200, *, channels_form: ChannelsForm | None = None,
         app_devices=recipient.working_addresses(ChannelName.FCM),
         peppol=peppol.value if peppol else None,
         peppol_form=peppol_form or PeppolForm(formdata=None),
+        embed_pdf_form=EmbedPdfForm(formdata=None, embed_pdf=customer.embed_pdf_in_ubl),
         button=ConfirmForm(formdata=None),
         push_available=vapid_subject(current_app.config["HERALD"]) is not None,
     ), status
@@ -371,3 +373,21 @@ def remove_peppol() -> Response:
     flash(_("We no longer send e-invoices by Peppol."), "info")
     return _back("einvoice")
 
+
+@bp.post("/preferences/einvoice/pdf")
+@login_required
+def save_embed_pdf() -> Any:
+    """Choose whether the e-invoice file sent to the signed-in customer carries its PDF."""
+    form = EmbedPdfForm()
+    if not form.validate():
+        return _page(422)
+    customer = _customer()
+    wanted = bool(form.embed_pdf.data)
+    if set_embed_pdf(db_session(), customer, _recipient(customer), wanted, actor=_actor()):
+        flash(_("From now on, the e-invoice file we send you carries the PDF inside.")
+              if wanted else
+              _("From now on, the e-invoice file we send you no longer carries the PDF."),
+              "info")
+    else:
+        flash(_("Nothing changed."), "info")
+    return _back("einvoice")
