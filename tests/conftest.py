@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from portal import create_app
 from portal.db import get_database
@@ -23,6 +25,18 @@ from portal.migrate import upgrade
 POSTGRES_URL = os.environ.get("HERALD_TEST_DATABASE_URL")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 RULES_DIR = Path(os.environ.get("EINVOICE_RULES_DIR") or SHARED / "einvoice-rules")
+
+# Property-based tests stay bounded: few examples, a generous deadline for a busy machine,
+# no example database in the work tree. CI (CI=true) draws the same examples on every run;
+# HYPOTHESIS_PROFILE=explore draws many more, at random, to hunt for new failures.
+_PROPERTIES = {"max_examples": 40, "deadline": 5000, "database": None,
+               "suppress_health_check": [HealthCheck.function_scoped_fixture,
+                                         HealthCheck.too_slow, HealthCheck.data_too_large]}
+hypothesis_settings.register_profile("dev", **_PROPERTIES)
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True, **_PROPERTIES)
+hypothesis_settings.register_profile("explore", **{**_PROPERTIES, "max_examples": 2000})
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                                 or ("ci" if os.environ.get("CI") else "dev"))
 
 
 def on_postgres() -> bool:

@@ -35,6 +35,13 @@ def read_json(data: bytes, file: str) -> list[ImportedDocument]:
     except json.JSONDecodeError as exc:
         raise ImportRejected([Problem(file, f"line {exc.lineno}, column {exc.colno}", "",
                                       f"is not valid JSON ({exc.msg})")]) from exc
+    except RecursionError:
+        # Thousands of nested brackets exhaust the parser's stack; no invoice is that deep.
+        raise ImportRejected([Problem(file, "", "", "is nested too deeply to be an import "
+                                                    "file; see docs/import-format.md")]) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ImportRejected([Problem(file, "", "", f"holds a value Herald cannot read ({exc})")]
+                             ) from None
     items = parsed if isinstance(parsed, list) else [parsed]
     if not items:
         raise ImportRejected([Problem(file, "", "", "holds an empty array; put at least one "
