@@ -8,7 +8,9 @@ seller's own currency, are approved when made; the others wait for a finance
 approver. Approving a refund records the refund payment; approving a credit
 records what the billing system must issue as a credit note (Herald does not
 number legal documents itself: the credit note comes back through the import).
-Each request leaves ``refund.requested`` and, once decided, ``refund.decided``.
+Each request leaves ``refund.requested`` and, once decided, ``refund.decided``, on the
+invoice's events (subject ``invoice`` ``<organisation id>:<number>``) with the payload
+outbound webhooks announce (:mod:`distribution.webhooks`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from babel.numbers import get_currency_precision
 from sqlalchemy.orm import Session
 
 from distribution.events import record_event
+from portal.issuing import invoice_key
 from portal.masking import mask_payment_details
 from portal.models import (
     DocumentKind,
@@ -34,7 +37,6 @@ from portal.models.base import utcnow
 from portal.models.refunds import RefundKind, RefundRequest, RefundStatus
 from portal.payments import PaymentError, amount_paid, open_balance, record_payment
 
-SUBJECT = "refund_request"
 AUTO_ACTOR = "herald:auto-approve"
 REFUND_PROVIDER = "herald"
 # Amounts are stored with at most 2 decimals (the Money column), whatever the currency allows.
@@ -115,10 +117,13 @@ def create_request(session: Session, invoice: Invoice, *, kind: RefundKind, amou
         requested_by=actor, created_at=now or utcnow())
     session.add(request)
     session.flush()
-    record_event(session, SUBJECT, str(request.id), "refund.requested",
-                 _payload(request, invoice) | {"context": request.context}, actor=actor)
-    if 0 < amount <= auto_approve_limit and invoice.currency == \
-            invoice.organisation.default_currency:
+    automatic = 0 < amount <= auto_approve_limit and \
+        invoice.currency == invoice.organisation.default_currency
+    record_event(session, "invoice", invoice_key(invoice), "refund.requested",
+                 _payload(request, invoice) | {
+                     "status": "approved" if automatic else "pending_approval",
+                     "context": request.context, "requested_by": actor}, actor=actor)
+    if automatic:
         decide(session, request, approve=True, actor=AUTO_ACTOR, now=now,
                note=f"at or under the automatic approval limit of {auto_approve_limit:.2f} "
                     f"{invoice.currency}")
@@ -126,10 +131,11 @@ def create_request(session: Session, invoice: Invoice, *, kind: RefundKind, amou
 
 
 def _payload(request: RefundRequest, invoice: Invoice) -> dict:
-    return {"request_id": request.id, "kind": request.kind.value,
-            "status": request.status.value, "amount": str(request.amount),
-            "currency": request.currency, "invoice": invoice.number,
-            "customer_id": request.customer_id}
+    """What both events say (the fields outbound webhooks rely on, and the request's own)."""
+    return {"refund_request_id": request.id, "kind": request.kind.value,
+            "amount": str(request.amount), "currency": request.currency,
+            "invoice_number": invoice.number, "customer_id": request.customer_id,
+            "reason": request.reason}
 
 
 def decide(session: Session, request: RefundRequest, *, approve: bool, actor: str,
@@ -159,8 +165,9 @@ def decide(session: Session, request: RefundRequest, *, approve: bool, actor: st
         raise RefundError(f"request {request.id} was already {request.status.value} by "
                           f"{request.decided_by}; nothing was changed.", "status")
     session.refresh(request)
-    payload = _payload(request, invoice) | {"decision": status.value, "note": note or None,
-                                            "auto": actor == AUTO_ACTOR}
+    payload = _payload(request, invoice) | {
+        "status": status.value, "decision": status.value, "decided_by": actor,
+        "note": note or None, "auto": actor == AUTO_ACTOR}
     if approve and request.kind is RefundKind.REFUND:
         try:
             payment = record_payment(
@@ -177,7 +184,8 @@ def decide(session: Session, request: RefundRequest, *, approve: bool, actor: st
             "preceding_invoice_number": invoice.number, "amount": str(request.amount),
             "currency": request.currency}
     session.flush()
-    record_event(session, SUBJECT, str(request.id), "refund.decided", payload, actor=actor)
+    record_event(session, "invoice", invoice_key(invoice), "refund.decided", payload,
+                 actor=actor)
     return request
 
 

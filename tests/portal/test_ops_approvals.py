@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from distribution.events import events_for
+from portal.issuing import invoice_key
 from portal.models import Payment, PaymentKind, PaymentMethod, Role
 from portal.models.refunds import RefundKind, RefundRequest, RefundStatus
 from portal.payments import record_payment
@@ -53,7 +54,7 @@ def _token(client) -> str:
 
 
 def test_a_finance_approver_sees_and_approves_a_refund(client, session, requests_):
-    refund, credit = requests_
+    refund, _credit = requests_
     sign_in(client, "finance_approver@example.com")
     page = client.get("/ops/approvals")
     assert page.status_code == 200
@@ -73,8 +74,8 @@ def test_a_finance_approver_sees_and_approves_a_refund(client, session, requests
         refund.decided_by.endswith(":finance_approver:finance_approver@example.com")
     payment = session.get(Payment, refund.payment_id)
     assert payment.kind is PaymentKind.REFUND and payment.method is PaymentMethod.CARD
-    [decided] = [e for e in events_for(session, "refund_request", str(refund.id))
-                 if e.kind == "refund.decided"]
+    [decided] = [e for e in events_for(session, "invoice", invoice_key(refund.invoice))
+                 if e.kind == "refund.decided" and e.payload["refund_request_id"] == refund.id]
     assert decided.actor == refund.decided_by
     assert decided.payload["note"] == "Checked the move-out date"
     # Deciding again changes nothing.
@@ -125,8 +126,8 @@ def test_an_admin_approves_a_credit(client, session, requests_):
     session.expire_all()
     credit = session.get(RefundRequest, credit.id)
     assert credit.status is RefundStatus.APPROVED and credit.payment_id is None
-    [decided] = [e for e in events_for(session, "refund_request", str(credit.id))
-                 if e.kind == "refund.decided"]
+    [decided] = [e for e in events_for(session, "invoice", invoice_key(credit.invoice))
+                 if e.kind == "refund.decided" and e.payload["refund_request_id"] == credit.id]
     assert decided.payload["credit_note_to_issue"] == {
         "preceding_invoice_number": "INV-1", "amount": "30.00", "currency": "EUR"}
     assert session.scalar(sa.select(sa.func.count(Payment.id)).where(

@@ -9,9 +9,14 @@ import sqlalchemy as sa
 
 from distribution.events import events_for
 from distribution.recipients import Address
+from distribution.webhook_endpoints import register_endpoint
+from distribution.webhook_sender import WebhookSender
+from portal.db import get_database
+from portal.issuing import invoice_key
 from portal.models import Payment, PaymentKind
-from portal.models.refunds import RefundRequest, RefundStatus
+from portal.models.refunds import RefundRequest
 from portal.refunds import RefundError, decide, parse_amount
+from tests.peers.webhook_receiver import running_receiver
 from tests.portal.api.conftest import assert_error
 from tests.portal.pay_helpers import bill, configure
 
@@ -24,8 +29,16 @@ def billed(session):
     return bill(session)
 
 
+def _request_events(session, request_id: int):
+    """The request's events, on its invoice's subject (where webhooks and timelines read)."""
+    request = session.get(RefundRequest, request_id)
+    return [e for e in events_for(session, "invoice", invoice_key(request.invoice))
+            if e.kind in ("refund.requested", "refund.decided")
+            and e.payload["refund_request_id"] == request_id]
+
+
 def _events(session, request_id: int) -> list[str]:
-    return [e.kind for e in events_for(session, "refund_request", str(request_id))]
+    return [e.kind for e in _request_events(session, request_id)]
 
 
 def _pay(api, number: str, amount: str = "120.15", ref: str = "P-1"):
@@ -54,9 +67,13 @@ def test_a_small_credit_is_approved_at_once_and_its_reason_is_masked(api, billed
     stored = session.get(RefundRequest, answer["id"])
     assert "4111" not in stored.reason.replace("ending 1111", "")
     assert _events(session, answer["id"]) == ["refund.requested", "refund.decided"]
-    decided = events_for(session, "refund_request", str(answer["id"]))[-1]
+    requested, decided = _request_events(session, answer["id"])
+    assert requested.payload["status"] == "approved"  # known at once: under the limit
+    assert requested.payload["context"]["call_id"] == "CALL-77"
+    assert requested.payload["invoice_number"] == "INV-1" and requested.actor == "api:crm"
+    assert "NL123456789B01" not in str(requested.payload)
     assert decided.payload["decision"] == "approved" and decided.payload["auto"] is True
-    assert decided.actor == "herald:auto-approve"
+    assert decided.actor == decided.payload["decided_by"] == "herald:auto-approve"
 
 
 def test_a_large_refund_waits_for_finance_and_approval_records_the_refund(api, billed,
@@ -69,6 +86,7 @@ def test_a_large_refund_waits_for_finance_and_approval_records_the_refund(api, b
     assert answer["kind"] == "refund" and answer["status"] == "pending"
     assert answer["auto_approved"] is False and answer["decided_by"] is None
     assert _events(session, answer["id"]) == ["refund.requested"]
+    assert _request_events(session, answer["id"])[0].payload["status"] == "pending_approval"
     # 120.15 paid, 80.00 already asked back: 40.15 is left to ask for.
     error = assert_error(api.post("/refund-requests", {
         "invoice_number": "INV-2", "amount": "50.00", "reason": "again"}),
@@ -201,3 +219,27 @@ def test_tax_ids_are_masked_in_notes_and_dispute_reasons(api, billed, session):
         "reason": "other", "description": "Wrong buyer: our NIF is ES X1234567L"})
     assert dispute.status_code == 201, dispute.data
     assert dispute.get_json()["description"] == "Wrong buyer: our NIF is [tax ID ending 567L]"
+
+
+def test_finance_gets_a_signed_webhook_when_approval_is_needed(app, api, billed, session):
+    """The issue's 'done when': a refund above the limit reaches finance as a signed webhook."""
+    _pay(api, "INV-2")
+    with running_receiver() as receiver:
+        hook = register_endpoint(session, receiver.url(), ["refund.requested"], actor="test")
+        receiver.secret = hook.secret
+        session.flush()
+        created = api.post("/refund-requests", {
+            "invoice_number": "INV-2", "amount": "100.00", "reason": "Closed the account",
+            "context": {"call_id": "CALL-5"}}, key="CALL-5").get_json()
+        session.flush()
+        sender = WebhookSender(get_database(app).sessionmaker)
+        sender.fan_out()
+        assert sender.run()["succeeded"] == 1
+        [received] = receiver.received
+    assert received.verdict == "ok"
+    event = received.json()
+    assert event["type"] == "refund.requested"
+    data = event["data"]
+    assert data["refund_request_id"] == created["id"] and data["status"] == "pending_approval"
+    assert data["invoice_number"] == "INV-2" and data["amount"] == "100.00"
+    assert data["context"] == {"call_id": "CALL-5"}
