@@ -10,6 +10,7 @@ folder (``DOCUMENT_STORE=folder:/path``) or in an S3-compatible object store
 from __future__ import annotations
 
 import enum
+import errno
 import hashlib
 import os
 import tempfile
@@ -191,13 +192,20 @@ class FolderStore(_BaseStore):
             f"document {record.sha256}; the folder was altered")
 
     def _create(self, path: Path, data: bytes, sha256: str) -> bool:
-        """Write ``path`` unless it exists; True when it now holds ``data``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            return sha256_of(path.read_bytes()) == sha256
-        # Write to a temporary file and link it into place: a crash never leaves half a
-        # document, and two writers of one name never overwrite each other.
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+        """Write ``path`` unless it exists; True when it now holds ``data``.
+
+        A disk that is full (or read-only, or failing) raises
+        :class:`DocumentStoreUnavailable` saying so; the partial file is removed first.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                return sha256_of(path.read_bytes()) == sha256
+            # Write to a temporary file and link it into place: a crash never leaves half
+            # a document, and two writers of one name never overwrite each other.
+            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+        except OSError as exc:
+            raise self._cannot_store(sha256, path, exc) from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -207,9 +215,21 @@ class FolderStore(_BaseStore):
                 os.link(temporary, path)
             except FileExistsError:
                 return sha256_of(path.read_bytes()) == sha256
+        except OSError as exc:
+            raise self._cannot_store(sha256, path, exc) from exc
         finally:
             Path(temporary).unlink(missing_ok=True)
         return True
+
+    def _cannot_store(self, sha256: str, path: Path, exc: OSError) -> DocumentStoreUnavailable:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            reason += " (the disk holding the document folder is full)"
+        error = DocumentStoreUnavailable(
+            f"cannot store document {sha256} as {path} in {self.describe()}: {reason}; "
+            "nothing was stored; free space (or fix the folder) and try again")
+        error.errno = exc.errno  # callers may tell a full disk from a refused one
+        return error
 
     def _read(self, key: str, sha256: str) -> bytes:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date
 from importlib import resources
 from io import BytesIO
@@ -10,7 +11,12 @@ from io import BytesIO
 import sqlalchemy as sa
 from flask import current_app, send_file
 
-from distribution.documents import MEDIA_TYPES, DocumentFormat, make_store
+from distribution.documents import (
+    MEDIA_TYPES,
+    DocumentFormat,
+    DocumentStoreUnavailable,
+    make_store,
+)
 from portal.api import bp
 from portal.api.auth import current_caller
 from portal.api.common import (
@@ -31,6 +37,8 @@ from portal.invoices.queries import open_balances
 from portal.models import DocumentKind, Invoice, InvoiceStatus
 from portal.rendering import render_invoice_pdf
 from portal.tasks import enqueue_pdf_rendering
+
+log = logging.getLogger(__name__)
 
 
 def _import_components() -> None:
@@ -166,7 +174,10 @@ def invoice_ubl(number: str):
            responses={201: ("Created (and issued unless status is draft).",
                             {"$ref": "#/components/schemas/Invoice"}),
                       200: ("The same document was created before; it is returned unchanged.",
-                            {"$ref": "#/components/schemas/Invoice"})})
+                            {"$ref": "#/components/schemas/Invoice"}),
+                      503: ("The document could not be stored (e.g. the archive's disk is "
+                            "full); nothing was created. Retry after Retry-After seconds.",
+                            {"$ref": "#/components/schemas/Error"})})
 def create_invoice():
     """One document in Herald's JSON import format (docs/import-format.md). It is issued at
     once (validated, UBL frozen) unless status is draft. Sending the same document again
@@ -185,6 +196,11 @@ def create_invoice():
                                   actor=current_caller().actor)
     except ImportRejected as rejected:
         raise _rejected(rejected) from None
+    except DocumentStoreUnavailable as exc:  # e.g. its disk is full; nothing was kept
+        log.error("invoice not issued: %s", exc)
+        raise ApiError(503, "document_store_unavailable", "the document could not be stored, "
+                       "so nothing was created; try again later",
+                       headers={"Retry-After": "60"}) from None
     invoice = session.scalars(sa.select(Invoice).where(
         Invoice.number == document.number, Invoice.content_sha256 == document.fingerprint)
         .order_by(Invoice.id.desc())).first()

@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from distribution.documents import make_store
+from distribution.documents import DocumentStoreUnavailable, make_store
 from portal.db import get_database
 from portal.imports.formats import read_documents
 from portal.imports.problems import ImportRejected
@@ -53,6 +53,8 @@ def import_command(files: tuple[Path, ...], dry_run: bool) -> None:
             for problem in exc.problems:
                 click.echo(f"  {problem}", err=True)
             continue
+        except DocumentStoreUnavailable as exc:  # e.g. the disk is full: stop, nothing kept
+            raise click.ClickException(f"{path}: refused, nothing imported: {exc}") from exc
         # PDFs are rendered by the worker, and only once the import is committed.
         enqueue_pdf_rendering(current_app, to_render)
         created += len(result.created)
