@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from distribution.channels.email_settings import SmtpSettings, SmtpSettingsError
+from portal.oidc_settings import OidcConfigError, OidcSettings, oidc_from_env
 
 
 class ConfigError(ValueError):
@@ -89,6 +90,8 @@ class Settings:
     retention_years: int = 7
     retention_years_by_country: tuple[tuple[str, int], ...] = ()
     operational_log_days: int = 90
+    # Staff sign-in through the company's OpenID Connect provider (None: off).
+    oidc: OidcSettings | None = None
     # Refund and credit requests up to this amount (in the seller's currency) are approved
     # when made; larger ones wait for a finance approver. 0 sends every request to finance.
     refund_auto_approve_limit: Decimal = Decimal("50.00")
@@ -149,8 +152,16 @@ class Settings:
             retention_years=_positive_int(env, "RETENTION_YEARS", 7),
             retention_years_by_country=_retention_by_country(env),
             operational_log_days=_positive_int(env, "RETENTION_OPERATIONAL_LOG_DAYS", 90),
+            oidc=_oidc(env),
             refund_auto_approve_limit=_amount(env, "REFUND_AUTO_APPROVE_LIMIT", "50.00"),
         )
+
+
+def _oidc(env: Mapping[str, str]) -> OidcSettings | None:
+    try:
+        return oidc_from_env(env)
+    except OidcConfigError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def default_database_url(instance_path: Path) -> str:

@@ -14,4 +14,9 @@ def _register_tasks(state) -> None:
     housekeeping.init_app(state.app)
 
 
-from portal.auth import cli, routes, security_routes  # noqa: E402,F401  (registers views on bp)
+from portal.auth import (  # noqa: E402,F401  (registers views on bp)
+    cli,
+    oidc_routes,
+    routes,
+    security_routes,
+)

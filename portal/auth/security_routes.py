@@ -17,6 +17,7 @@ from portal.auth.forms import (
     TotpConfirmForm,
     TotpDisableForm,
 )
+from portal.auth.oidc_accounts import session_has_provider_mfa
 from portal.auth.passwords import verify_password
 from portal.auth.routes import _set_password, client_ip, settings
 from portal.auth.sessions import (
@@ -41,7 +42,8 @@ def enforce_totp_for_admins() -> Response | None:
     if request.endpoint in TOTP_SETUP_ENDPOINTS or request.endpoint is None:
         return None
     if current_user.is_authenticated and totp_service.totp_required(current_user) \
-            and not current_user.totp_enabled:
+            and not current_user.totp_enabled \
+            and not session_has_provider_mfa(db_session(), current_user):
         flash(_("Administrators must use a second factor. Set up your authenticator app to "
                 "continue."), "info")
         return redirect(url_for("auth.totp_setup"))
