@@ -33,6 +33,7 @@ from distribution.models import WorkerHeartbeat
 from distribution.recipients import Address
 from distribution.sqltypes import utcnow
 from distribution.waves import Wave, WaveState
+from distribution.webhook_sender import backlog as webhook_backlog
 from portal.db import get_database
 from portal.ops.failure_reasons import reason_class
 
@@ -198,9 +199,11 @@ def database_metrics(session: Session) -> Iterator[Metric]:
     yield events
 
     backlog = GaugeMetricFamily(
-        "herald_webhook_backlog", "Payment provider webhook events received but not processed. "
-        "Always 0: Herald handles each Stripe event within the webhook request (recorded in "
-        "processed_provider_events) and keeps no queue of unprocessed ones; Stripe retries "
-        "what was not answered with 2xx", labels=["provider"])
+        "herald_webhook_backlog", "Webhooks not yet handled. provider=stripe: payment provider "
+        "events received but not processed, always 0 (Herald handles each Stripe event within "
+        "the webhook request, recorded in processed_provider_events, and Stripe retries what "
+        "was not answered with 2xx). provider=outbound: Herald's own webhook deliveries "
+        "waiting to be sent or retried", labels=["provider"])
     backlog.add_metric(["stripe"], 0)
+    backlog.add_metric(["outbound"], webhook_backlog(session))
     yield backlog

@@ -59,6 +59,7 @@ def load_operations() -> None:
         runs,
         session_routes,
         signatures,
+        webhooks,
     )
 
 

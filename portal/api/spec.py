@@ -28,6 +28,7 @@ SCOPES = {
     "customers:write": "Write notes on customers and invoices.",
     "support": "Open and answer disputes, resend invoices, read suppressed notes' existence.",
     "runs:write": "Create runs and pause, resume or cancel their waves.",
+    "admin": "Register webhook endpoints, read their delivery logs and replay deliveries.",
 }
 
 ERROR_SCHEMA = {
@@ -88,6 +89,8 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {}
 # Schemas that operations refer to as #/components/schemas/<name>.
 COMPONENTS: dict[str, dict[str, Any]] = {}
+# What Herald POSTs to registered webhook endpoints (OpenAPI 3.1 top-level "webhooks").
+WEBHOOKS: dict[str, dict[str, Any]] = {}
 
 
 def operation(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
@@ -325,6 +328,7 @@ def openapi() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [{"name": name} for name in sorted({op.tag for op in OPERATIONS.values()})],
         "paths": paths,
+        "webhooks": dict(WEBHOOKS),
         "components": {
             "schemas": {"Error": ERROR_SCHEMA, **COMPONENTS},
             "securitySchemes": {

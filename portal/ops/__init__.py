@@ -16,4 +16,5 @@ from portal.ops import (  # noqa: E402,F401
     settings_views,
     staff_views,
     template_views,
+    webhook_views,
 )

@@ -11,7 +11,7 @@ from portal.api.spec import OPERATIONS, openapi
 from tests.portal.test_invoices import billing  # noqa: F401 - the fixture
 
 ALL_SCOPES = ["read", "invoices:write", "payments:write", "customers:write", "support",
-              "runs:write"]
+              "runs:write", "admin"]
 
 
 class Api:
@@ -41,6 +41,11 @@ class Api:
         extra = kwargs.pop("headers", None) or {}
         return described(self.client, "PATCH", path, self.client.patch(
             f"/api/v1{path}", json=json or {}, headers=self.headers(extra), **kwargs))
+
+    def delete(self, path: str, _body=None, **kwargs):
+        extra = kwargs.pop("headers", None) or {}
+        return described(self.client, "DELETE", path, self.client.delete(
+            f"/api/v1{path}", headers=self.headers(extra), **kwargs))
 
 
 def described(client, method: str, path: str, response):
