@@ -20,6 +20,7 @@ from wtforms import HiddenField, TextAreaField
 from wtforms.validators import AnyOf, Length
 
 from portal.db import db_session
+from portal.formatting import money
 from portal.models import Role
 from portal.models.refunds import RefundRequest
 from portal.ops import bp
@@ -103,7 +104,7 @@ def decide_request(request_id: int) -> Response | tuple[str, int]:
         return _page(409, message, request_id, form)
     if approve:
         flash(_("Request %(id)d approved: %(amount)s on %(number)s.", id=request.id,
-                amount=f"{request.amount:.2f} {request.currency}",
+                amount=money(request.amount, request.currency),
                 number=request.invoice.number), "info")
     else:
         flash(_("Request %(id)d rejected.", id=request.id), "info")
