@@ -28,7 +28,9 @@ from distribution.webhook_models import (
     WebhookFormat,
 )
 from distribution.webhook_sender import WebhookSender, backlog, backoff, replay, sign
+from distribution.webhook_tasks import register_webhook_tasks
 from distribution.webhooks import EVENT_TYPES, WEBHOOK_TYPES, UnknownEventKind, publish_event
+from distribution.worker import make_huey
 from tests.distribution.conftest import Clock, make_recipient, spec
 from tests.peers.webhook_receiver import running_receiver
 
@@ -318,3 +320,21 @@ def test_publish_and_registration_refuse_what_they_cannot_do(own_db):
         text = logged if isinstance(logged, str) else json.dumps(logged)
         assert hook.secret not in text and "XyZ" not in text
         assert hook.secret.startswith("whsec_")
+
+
+def test_the_worker_task_fans_out_and_sends_through_a_real_consumer(own_db, receiver, tmp_path):
+    hook = endpoint(own_db, receiver.url())
+    receiver.secret = hook.secret
+    publish(own_db)
+    huey = make_huey(None, tmp_path)
+    webhooks_now = register_webhook_tasks(huey, own_db)
+    assert any(name.endswith(".webhooks") for name in huey._registry._registry)  # periodic
+    consumer = huey.create_consumer(workers=1, worker_type="thread", periodic=False)
+    consumer.start()
+    try:
+        result = webhooks_now()  # what the API and the console queue after a replay commits
+        assert result.get(blocking=True, timeout=30) == {
+            "made": 1, "succeeded": 1, "retrying": 0, "failed": 0}
+    finally:
+        consumer.stop(graceful=True)
+    assert [r.verdict for r in receiver.received] == ["ok"]
