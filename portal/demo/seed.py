@@ -212,8 +212,11 @@ def _sign_ins(session: Session, demo_customers: list[DemoCustomer]) -> list[Sign
                          session_token=secrets.token_hex(16)))
         sign_ins.append(SignIn(role.value.replace("_", " "), email, password))
     for language in ("en", "nl", "es"):
-        demo = next(d for d in demo_customers if d.customer.language == language
-                    and d.customer.primary_email)
+        # A small demo (--customers 5) may have nobody speaking one of the languages.
+        demo = next((d for d in demo_customers if d.customer.language == language
+                     and d.customer.primary_email), None)
+        if demo is None:
+            continue
         password = secrets.token_urlsafe(12)
         session.add(User(email=demo.customer.primary_email, name=demo.customer.name,
                          role=Role.CUSTOMER, customer_id=demo.customer.id,
