@@ -24,7 +24,11 @@ from distribution.channels.email_settings import SmtpSettings, SmtpSettingsError
 
 # RFC 5322 dot-atom-text: what may stand left of the "@" in a Message-ID.
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_LINE_BREAKS = re.compile(r"[\r\n]+")
+# Everything Python's str.splitlines() breaks on: the email package refuses all of them in
+# a header value (a form feed in a file name was enough to fail a send).
+_LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
+# Line breaks and the other control characters: none belongs in a header value.
+_CONTROLS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 # Headers the signature covers. "from" twice: the second, absent instance is
 # signed as empty, so a From added in transit breaks the signature.
@@ -143,7 +147,7 @@ def check_dkim_key(settings: SmtpSettings) -> None:
 def _one_line(value: str) -> str:
     # A line break in a header value would let a customer's name or a subject
     # inject headers; the email package refuses them, so flatten first.
-    return _LINE_BREAKS.sub(" ", value).strip()
+    return _CONTROLS.sub(" ", value).strip()
 
 
 def _text_cte(text: str) -> str:
