@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from portal import db, security_headers
+from portal import db, proxy, security_headers
 from portal.config import Settings
 from portal.extensions import csrf, htmx, login_manager
 
@@ -20,6 +20,7 @@ SETTING_PREFIXES = (
     "DATABASE_URL", "SECRET_KEY", "HUEY_URL", "EINVOICE_", "HERALD_", "SESSION_LIFETIME_",
     "IMPORT_", "DOCUMENT_STORE", "MAIL_", "SMTP_", "DKIM_", "VAPID_", "WEB_PUSH_", "FCM_",
     "PEPPOL_", "SIGNING_", "STRIPE_", "PAY_LINK_", "SIGN_IN_", "METRICS_", "RETENTION_",
+    "TRUSTED_PROXIES", "PROXY_FIX_",
 )
 
 
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config)
 
     db.init_app(app, settings.database_url)
+    proxy.init_app(app, settings.proxy)  # behind a reverse proxy: the real client address
     csrf.init_app(app)
     htmx.init_app(app)
     login_manager.init_app(app)

@@ -17,6 +17,7 @@ from portal import create_app
 from portal.db import get_database
 from portal.migrate import check as check_schema
 from portal.migrate import current_revision, head_revision, upgrade
+from portal.proxy import waitress_options
 from portal.queue import get_huey, get_tasks
 
 
@@ -65,12 +66,18 @@ def register_commands(app: Flask) -> None:
 @click.option("--threads", default=8, show_default=True, type=int)
 @with_appcontext
 def serve_command(host: str, port: int, threads: int) -> None:
-    """Serve the portal with waitress (for several processes, run gunicorn)."""
+    """Serve the portal with waitress (for several processes, run gunicorn).
+
+    Behind a reverse proxy (``TRUSTED_PROXIES``, ``PROXY_FIX_X_*``) waitress hands the
+    forwarding headers to the app, which takes the client from them (portal.proxy).
+    """
     ensure_schema_current()
     click.echo(f"Herald is serving on http://{host}:{port}/")
     from waitress import serve
 
-    serve(current_app._get_current_object(), host=host, port=port, threads=threads)
+    app = current_app._get_current_object()
+    serve(app, host=host, port=port, threads=threads,
+          **waitress_options(app.config["HERALD"].proxy))
 
 
 @click.command("worker")
@@ -98,7 +105,8 @@ def serve_in_background(app: Flask, host: str, port: int) -> threading.Thread:
     """Start waitress in a daemon thread (the main thread runs the worker)."""
     from waitress import create_server
 
-    server = create_server(app, host=host, port=port, threads=8)
+    server = create_server(app, host=host, port=port, threads=8,
+                           **waitress_options(app.config["HERALD"].proxy))
     thread = threading.Thread(target=server.run, name="herald-web", daemon=True)
     thread.start()
     return thread

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from distribution.channels.email_settings import SmtpSettings, SmtpSettingsError
 from portal.oidc_settings import OidcConfigError, OidcSettings, oidc_from_env
+from portal.proxy import ProxyConfigError, ProxySettings
 
 
 class ConfigError(ValueError):
@@ -83,8 +84,13 @@ class Settings:
     api_rate_limit: int = 600
     api_rate_window_seconds: int = 60
     api_customer_token_days: int = 30
-    # /metrics: served with this Bearer token, or (when unset) to loopback clients only.
+    # /metrics: served with this Bearer token; to loopback clients without one only when
+    # metrics_allow_loopback (judged on the real client, after the proxy settings below).
     metrics_token: str | None = field(default=None, repr=False)
+    metrics_allow_loopback: bool = False
+    # Behind a reverse proxy: which peers are proxies and how many hops set each
+    # X-Forwarded-* header (portal.proxy).
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     # Data lifecycle: years issued documents and evidence are kept, by default and per
     # country ("BE=7,NL=7,DE=10"); operational logs' days.
     retention_years: int = 7
@@ -149,6 +155,8 @@ class Settings:
             api_rate_window_seconds=_positive_int(env, "HERALD_API_RATE_WINDOW_SECONDS", 60),
             api_customer_token_days=_positive_int(env, "HERALD_API_CUSTOMER_TOKEN_DAYS", 30),
             metrics_token=env.get("METRICS_TOKEN") or None,
+            metrics_allow_loopback=_flag(env, "METRICS_ALLOW_LOOPBACK"),
+            proxy=_proxy(env),
             retention_years=_positive_int(env, "RETENTION_YEARS", 7),
             retention_years_by_country=_retention_by_country(env),
             operational_log_days=_positive_int(env, "RETENTION_OPERATIONAL_LOG_DAYS", 90),
@@ -161,6 +169,13 @@ def _oidc(env: Mapping[str, str]) -> OidcSettings | None:
     try:
         return oidc_from_env(env)
     except OidcConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _proxy(env: Mapping[str, str]) -> ProxySettings:
+    try:
+        return ProxySettings.from_env(env)
+    except ProxyConfigError as exc:
         raise ConfigError(str(exc)) from exc
 
 

@@ -3,12 +3,12 @@
 Every value is read from the database (or the queue) at scrape time by one
 custom collector, so web processes keep no counters of their own and any of
 them answers for the whole installation. Served only with the configured
-``METRICS_TOKEN`` as a Bearer token, or, when no token is configured, only to a
-direct loopback client (a request that came through a proxy is refused, since
-behind a proxy on the same host every client looks like loopback). Waitress
-drops forwarding headers from proxies it does not trust, so under ``herald serve``
-behind a local proxy only the token (or a deny at the proxy) protects it; the
-operations guide says so.
+``METRICS_TOKEN`` as a Bearer token, or, when ``METRICS_ALLOW_LOOPBACK`` is set, to a
+loopback client. Loopback is judged on the real client: behind a trusted proxy
+(``TRUSTED_PROXIES``, :mod:`portal.proxy`) the address it names; a request that a
+proxy forwarded without naming the client, or that carries forwarding headers from
+a peer Herald does not trust, is refused, since behind a proxy on the same host
+every client would look like loopback.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from distribution.waves import Wave, WaveState
 from distribution.webhook_sender import backlog as webhook_backlog
 from portal.db import get_database
 from portal.ops.failure_reasons import reason_class
+from portal.proxy import client_resolved
 
 bp = Blueprint("metrics", __name__)
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 @bp.route("/metrics")
 def metrics() -> Response:
     """The scrape: 404 to anyone not allowed (so the endpoint's existence is not advertised)."""
-    if not allowed(current_app.config["HERALD"].metrics_token):
+    settings = current_app.config["HERALD"]
+    if not allowed(settings.metrics_token, allow_loopback=settings.metrics_allow_loopback):
         abort(404)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HeraldCollector(current_app._get_current_object()))
@@ -60,16 +62,21 @@ def metrics() -> Response:
     return response
 
 
-def allowed(token: str | None) -> bool:
-    """True when the request carries the configured token, or comes from loopback directly."""
+def allowed(token: str | None, *, allow_loopback: bool = False) -> bool:
+    """True when the request carries the configured token, or, if ``allow_loopback``,
+    when its real client is on this host."""
     if token:
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                                  token.encode())
-    if any(name in request.headers for name in PROXY_HEADERS):
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                               token.encode()):
+            return True
+    if not allow_loopback:
         return False
-    return request.remote_addr in LOOPBACK
+    resolved = client_resolved(request.environ)
+    if resolved is None and any(name in request.headers for name in PROXY_HEADERS):
+        return False  # forwarded by a proxy Herald was not told to trust
+    return resolved is not False and request.remote_addr in LOOPBACK
 
 
 class HeraldCollector:

@@ -23,6 +23,13 @@ from tests.distribution.conftest import deliveries_of, make_recipient, run_for, 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+@pytest.fixture(autouse=True)
+def loopback_allowed(app, monkeypatch):
+    """These tests scrape as a local Prometheus would, with METRICS_ALLOW_LOOPBACK set."""
+    monkeypatch.setitem(app.config, "HERALD", dataclasses.replace(
+        app.config["HERALD"], metrics_allow_loopback=True))
+
+
 def scrape(client, **kwargs) -> Samples:
     """GET /metrics and parse it strictly; every sample by (name, sorted labels)."""
     response = client.get("/metrics", **kwargs)
@@ -109,20 +116,32 @@ def test_dispatcher_lock_reported(app, client):
     assert value(scrape(client), "herald_dispatcher_lock_held") == 0
 
 
-def test_without_token_only_direct_loopback(client):
+def test_closed_by_default_even_to_loopback(app, client, monkeypatch):
+    # A reverse proxy on the same host makes every client loopback: no token, no scrape.
+    monkeypatch.setitem(app.config, "HERALD", dataclasses.replace(
+        app.config["HERALD"], metrics_allow_loopback=False))
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "::1"}).status_code == 404
+
+
+def test_loopback_when_allowed_only_direct(client):
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 404
-    # Through a proxy on the same host every client is loopback: refused.
+    # Forwarded by a proxy Herald was not told to trust: the client is unknown, refused.
     assert client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 404
+    assert client.get("/metrics", headers={"X-Real-IP": "127.0.0.1"}).status_code == 404
     assert client.get("/metrics").status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
 
 
 def test_with_token_bearer_required_everywhere(app, client, monkeypatch):
     settings = app.config["HERALD"]
-    monkeypatch.setitem(app.config, "HERALD",
-                        dataclasses.replace(settings, metrics_token="s3cret-scrape-token"))
-    assert client.get("/metrics").status_code == 404  # loopback is not enough any more
+    monkeypatch.setitem(app.config, "HERALD", dataclasses.replace(
+        settings, metrics_token="s3cret-scrape-token", metrics_allow_loopback=False))
+    assert client.get("/metrics").status_code == 404  # loopback is not enough
     wrong = {"Authorization": "Bearer not-it"}
     assert client.get("/metrics", headers=wrong).status_code == 404
+    assert client.get("/metrics", headers={"Authorization": "s3cret-scrape-token"}
+                      ).status_code == 404  # the scheme is part of it
     right = {"Authorization": "Bearer s3cret-scrape-token"}
     assert scrape(client, headers=right, environ_base={"REMOTE_ADDR": "10.1.2.3"})
 
