@@ -2,8 +2,10 @@
 
 A request names one issued invoice and an amount that may not exceed what can
 still be given back: for a refund, what was paid on the invoice (net of refunds)
-less the refunds still waiting for a decision; for a credit, the open balance
-less the credits still waiting. Requests up to the configured limit, in the
+less the refunds still waiting for a decision; for a credit, the invoice's amount
+not yet credited by credit notes nor refunded, less the credits still waiting (a
+paid invoice may be credited: the customer's credit balance then pays the next
+bill, as telecom and utility customers expect). Requests up to the configured limit, in the
 seller's own currency, are approved when made; the others wait for a finance
 approver. Approving a refund records the refund payment; approving a credit
 records what the billing system must issue as a credit note (Herald does not
@@ -35,7 +37,7 @@ from portal.models import (
 )
 from portal.models.base import utcnow
 from portal.models.refunds import RefundKind, RefundRequest, RefundStatus
-from portal.payments import PaymentError, amount_paid, open_balance, record_payment
+from portal.payments import PaymentError, amount_paid, record_payment
 
 AUTO_ACTOR = "herald:auto-approve"
 REFUND_PROVIDER = "herald"
@@ -85,13 +87,18 @@ def available(session: Session, invoice: Invoice, kind: RefundKind) -> Decimal:
     if kind is RefundKind.REFUND:
         base = amount_paid(session, invoice)
     else:
-        base = open_balance(session, invoice)
+        from portal.rendering import credited_amount  # rendering pulls in the PDF code
+
+        refunded = session.scalars(sa.select(Payment.amount).where(
+            Payment.invoice_id == invoice.id, Payment.kind == PaymentKind.REFUND))
+        base = invoice.payable_amount - credited_amount(session, invoice) \
+            - sum(refunded, Decimal("0.00"))
     return max(base - _pending(session, invoice, kind), Decimal("0.00"))
 
 
 def _limit_text(kind: RefundKind, invoice: Invoice, left: Decimal) -> str:
     what = ("paid on it and not yet refunded or asked back" if kind is RefundKind.REFUND
-            else "still open on it and not yet asked as a credit")
+            else "left on it not yet credited, refunded or asked as a credit")
     return f"{left:.2f} {invoice.currency} is {what}"
 
 

@@ -101,11 +101,11 @@ def refund_request_json(request: RefundRequest) -> dict:
                             {"$ref": "#/components/schemas/RefundRequest"})})
 def create_refund_request():
     """Ask for money back (refund) or a credit note (credit) on an issued invoice. The amount
-    may not exceed what was paid and not yet refunded (refund) or what is still open
-    (credit), less requests of the same kind still pending. At or under the automatic
-    approval limit the request is approved at once (a refund is then recorded as a refund
-    payment); above it, it waits for a finance approver. Send an Idempotency-Key (the call
-    ID fits): a retried request is not recorded twice."""
+    may not exceed what was paid and not yet refunded (refund) or what of the invoice is not
+    yet credited or refunded (credit), less requests of the same kind still pending. At or
+    under the automatic approval limit the request is approved at once (a refund is then
+    recorded as a refund payment); above it, it waits for a finance approver. Send an
+    Idempotency-Key (the call ID fits): a retried request is not recorded twice."""
     data = body()
     session = db_session()
     invoice = invoice_by_number(session, data["invoice_number"], data.get("organisation_id"))

@@ -105,6 +105,14 @@ def test_a_large_refund_waits_for_finance_and_approval_records_the_refund(api, b
     assert api.get("/invoices/INV-2").get_json()["status"] == "partially_paid"
     with pytest.raises(RefundError, match="already approved"):
         decide(session, request, approve=False, actor="someone else")
+    # A paid invoice may still be credited, up to what was neither credited nor refunded.
+    error = assert_error(api.post("/refund-requests", {
+        "kind": "credit", "invoice_number": "INV-2", "amount": "40.16", "reason": "r"}),
+        422, "invalid_value", "amount")
+    assert "40.15 EUR is left on it not yet credited" in error["message"]
+    credit = api.post("/refund-requests", {"kind": "credit", "invoice_number": "INV-2",
+                                           "amount": "40.15", "reason": "r"})
+    assert credit.status_code == 201 and credit.get_json()["status"] == "approved"
     assert _events(session, request.id) == ["refund.requested", "refund.decided"]
 
 
@@ -124,7 +132,7 @@ def test_amounts_are_checked_against_what_was_paid_and_the_currency(api, billed)
     error = assert_error(api.post("/refund-requests", {**base, "kind": "credit",
                                                        "amount": "500.00"}),
                          422, "invalid_value", "amount")
-    assert "still open" in error["message"]
+    assert "120.15 EUR is left on it not yet credited" in error["message"]
     assert_error(api.post("/refund-requests", {**base, "kind": "credit", "amount": "5.00",
                                                "currency": "USD"}),
                  422, "invalid_value", "currency")
