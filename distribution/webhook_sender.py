@@ -17,6 +17,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,6 +45,7 @@ MAX_BACKOFF = timedelta(hours=6)
 SEND_LEASE = timedelta(minutes=2)
 TIMEOUT_SECONDS = 10.0
 CLAIM_BATCH = 20
+CONCURRENCY = 8  # requests in flight per pass; a batch takes at most one timeout or so
 USER_AGENT = "Herald-Webhooks/1"
 ACTOR = "worker:webhooks"
 
@@ -92,8 +94,9 @@ class WebhookSender:
 
     def __init__(self, make_session: sessionmaker[Session], *,
                  http: requests.Session | None = None, timeout: float = TIMEOUT_SECONDS,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, concurrency: int = CONCURRENCY) -> None:
         self.make_session = make_session
+        self.concurrency = concurrency
         self.http = http or requests.Session()
         self.timeout = timeout
         self.clock = clock
@@ -116,8 +119,12 @@ class WebhookSender:
             batch = self.claim()
             if not batch:
                 break
-            for claimed in batch:
-                state = self.record(claimed, self.attempt(claimed))
+            # Receivers answer slowly (up to the timeout): the batch's requests go out side by
+            # side, and each outcome is recorded in a short transaction of its own.
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(batch))) as pool:
+                outcomes = list(pool.map(self.attempt, batch))
+            for claimed, outcome in zip(batch, outcomes, strict=True):
+                state = self.record(claimed, outcome)
                 key = {WebhookDeliveryState.SUCCEEDED: "succeeded",
                        WebhookDeliveryState.FAILED: "failed"}.get(state, "retrying")
                 counts[key] += 1
