@@ -3,6 +3,7 @@ deliveries reach a real receiver on loopback that checks their signatures."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -152,7 +153,10 @@ def test_the_openapi_description_documents_endpoints_and_the_webhooks(app):
     assert "Herald-Signature" in spec["webhooks"]["refund.requested"]["post"]["description"]
 
 
-def test_metrics_count_the_outbound_backlog(admin, app, client, session, receiver):
+def test_metrics_count_the_outbound_backlog(admin, app, client, session, receiver,
+                                            monkeypatch):
+    monkeypatch.setitem(app.config, "HERALD", dataclasses.replace(
+        app.config["HERALD"], metrics_allow_loopback=True))  # scraped as a local Prometheus
     created = admin.post("/webhook-endpoints", {
         "url": receiver.url(), "event_types": ["refund.requested"]}).get_json()
     receiver.secret = created["secret"]
