@@ -133,6 +133,9 @@ def validated_body(op: Operation) -> dict[str, Any]:
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"The body is not valid JSON ({exc}); send one "
                        "JSON object.") from exc
+    except RecursionError:  # thousands of nested brackets exhaust the parser's stack
+        raise ApiError(400, "invalid_json", "The body is nested too deeply; send one JSON "
+                       "object in the documented shape.") from None
     nul = _nul_path(data)
     if nul is not None:
         raise ApiError(422, "invalid_value", f"{nul or 'the body'} holds a NUL character "
