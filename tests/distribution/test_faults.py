@@ -10,6 +10,12 @@ machine ends in its state, nothing is released twice without going back to
 was in doubt carries the same ``Message-ID``; those duplicates are the
 documented policy (ARCHITECTURE.md, decision 5) and are counted, not refused.
 
+More faults live beside this file: the SMTP relay refusing and a push service answering
+500 then 410 (``test_faults_channels.py``), Redis restarted (``test_faults_redis.py``),
+and the document folder's disk full (``tests/portal/test_faults_disk_full.py``); the
+checks they share are in ``fault_support.py``. On SQLite the dispatcher lock is an
+``flock`` beside the database file, so the take-over test runs on both databases.
+
 The slow tests run real ``herald worker`` and ``herald dispatcher`` processes on
 a database of their own, with the SQLite task queue in their instance folder,
 sending to an aiosmtpd peer on loopback; every process is killed at the end,
@@ -85,8 +91,12 @@ def test_a_worker_killed_mid_wave_costs_nothing(fault_db, peer, processes):
             kinds = list(session.scalars(sa.select(Event.kind).where(
                 Event.subject_type == "delivery", Event.subject_key == str(delivery_id))
                 .order_by(Event.id)))
-            assert kinds[-5:] == ["delivery.in_doubt", "delivery.retry_in_doubt",
-                                  "delivery.released", "delivery.sending", "delivery.sent"]
+            doubt = kinds.index("delivery.in_doubt")
+            assert kinds[doubt + 1] == "delivery.retry_in_doubt", kinds
+            # A new worker slow to start on a busy machine may let a release lease expire
+            # (released -> pending -> released) before the resend; the replay allows that.
+            assert kinds[-3:] == ["delivery.released", "delivery.sending", "delivery.sent"]
+            assert kinds.count("delivery.sending") >= 2, kinds  # the killed send, the resend
     assert outcome.in_doubt >= len(in_flight)
     assert outcome.duplicates <= outcome.in_doubt
     report("worker_sigkill", outcome, started, in_flight_at_kill=len(in_flight))
