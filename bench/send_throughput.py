@@ -14,8 +14,10 @@ inside an always-open send window. Then, timed:
   ``released -> sending`` with its events, build the message (template, preferences),
   call the channel, record ``sent`` with its events.
 
-The channel is a null channel: its ``send`` returns a Receipt at once, so what is
-measured is Herald's own work and the database's. The task engine's transport is
+The dispatcher and the workers are started (imports, connections) before the clock
+starts; the dispatcher's first tick starts it. The channel is a null channel: its
+``send`` returns a Receipt at once, so what is measured is Herald's own work and the
+database's. The task engine's transport is
 **not** measured: the dispatcher's ``enqueue`` puts the task's arguments on a
 ``multiprocessing`` queue that the workers read, instead of Huey's SQLite or Redis
 storage. The clock runs from the first tick until every delivery is ``sent``. The
@@ -26,10 +28,16 @@ afterwards; the SQLite file is deleted afterwards)::
 
     .venv/bin/python bench/send_throughput.py              # PostgreSQL at 127.0.0.1:5432/test
     .venv/bin/python bench/send_throughput.py --sqlite     # a temporary SQLite file (WAL)
-    .venv/bin/python bench/send_throughput.py -n 20000 --workers 3 --verify
+    .venv/bin/python bench/send_throughput.py -n 20000 --workers 3 --batch-size 100
 
 Goal (issue 4): at least 5,000 deliveries/s on PostgreSQL and 2,000 on SQLite on a
-2-core machine. Prints ``BENCH send_null_<database> <n> deliveries/s``.
+2-core machine. Prints ``BENCH send_null_<database> <n> deliveries/s`` and the CPU each
+role used per delivery: the worker processes, the dispatcher process and, on
+PostgreSQL, the server backends of those processes (found by their
+``application_name``; the server's shared helpers such as the WAL writer, and other
+work on the machine, are not counted). Afterwards it checks what ``herald audit
+verify`` checks of the log (the hash chain) and that every delivery was sent once, with
+one ``released``, one ``sending`` and one ``sent`` event; it exits with status 1 if not.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ from plan_run import DEFAULT_URL, drop_schema  # bench/ is on sys.path when run 
 from distribution.channels.base import ChannelName, OutgoingMessage, Receipt
 from distribution.deliveries import Delivery, DeliveryState
 from distribution.documents import DatabaseStore
-from distribution.events import verify_chain
+from distribution.events import Event, verify_chain
 from distribution.preferences import Preference, ensure_message_types
 from distribution.recipients import Address, Recipient
 from distribution.runs import MessageSpec, WaveOptions, create_run, start_wave
@@ -121,19 +129,6 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_pids() -> list[int]:
-    """Every PostgreSQL server process on this machine (backends and helpers)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() in {"postgres", "postmaster"}:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
 def count_sent(engine: sa.Engine, wave_id: int) -> int:
     """How many of the wave's deliveries are sent."""
     with engine.connect() as connection:
@@ -142,12 +137,15 @@ def count_sent(engine: sa.Engine, wave_id: int) -> int:
 
 
 def dispatcher_process(url: str, tasks: multiprocessing.Queue, stop: multiprocessing.Event,
-                       batch_size: int) -> None:
-    """The real dispatcher loop; its enqueue hands the task arguments to the workers."""
+                       go: multiprocessing.Event, batch_size: int | None) -> None:
+    """The real dispatcher loop from ``go`` on; its enqueue hands tasks to the workers."""
     from distribution.dispatcher import run_dispatcher
 
     engine = make_engine(url)
+    with engine.connect() as connection:  # connected before the clock starts
+        connection.exec_driver_sql("SELECT 1")
     make_session = sessionmaker(engine, expire_on_commit=False)
+    go.wait()
     run_dispatcher(make_session, engine, tasks.put, should_stop=stop.is_set,
                    enqueue_batch=tasks.put, batch_size=batch_size)
     engine.dispose()
@@ -179,6 +177,8 @@ def worker_process(url: str, tasks: multiprocessing.Queue, stop: multiprocessing
         cache_compiled_templates()
 
     engine = make_engine(url)
+    with engine.connect() as connection:  # connected before the clock starts
+        connection.exec_driver_sql("SELECT 1")
     make_session = sessionmaker(engine, expire_on_commit=False)
     registered = register_tasks(MemoryHuey("bench"), make_session, lambda: Sender(
         make_session, {ChannelName.EMAIL: NullChannel()}, DatabaseStore()))
@@ -194,10 +194,50 @@ def worker_process(url: str, tasks: multiprocessing.Queue, stop: multiprocessing
     engine.dispose()
 
 
-def run_bench(url: str, label: str, deliveries: int, workers: int, batch_size: int,
-              verify: bool, cache_templates: bool) -> None:
-    """Set up the wave, run dispatcher and workers until all is sent, print the rate."""
+def own_backends(engine: sa.Engine, tag: str) -> list[int]:
+    """Process ids of the server backends whose ``application_name`` is ``tag``."""
+    with engine.connect() as connection:
+        return list(connection.scalars(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = :tag"), {"tag": tag}))
+
+
+def check_log(engine: sa.Engine, wave_id: int, deliveries: int) -> list[str]:
+    """What ``herald audit verify`` checks of the log, and each step once per delivery."""
+    problems = []
+    with Session(engine) as session:
+        broken = verify_chain(session)
+        if broken is not None:
+            problems.append(f"the event chain is broken at event {broken.event_id}: "
+                            f"{broken.reason}")
+        sent = session.scalar(sa.select(sa.func.count()).select_from(Delivery).where(
+            Delivery.wave_id == wave_id, Delivery.state == DeliveryState.SENT))
+        if sent != deliveries:
+            problems.append(f"{sent} of {deliveries} deliveries are sent")
+        keys = sa.select(sa.cast(Delivery.id, sa.String)).where(Delivery.wave_id == wave_id)
+        steps = {kind: (total, distinct) for kind, total, distinct in session.execute(
+            sa.select(Event.kind, sa.func.count(), sa.func.count(sa.distinct(Event.subject_key)))
+            .where(Event.subject_type == "delivery", Event.subject_key.in_(keys))
+            .group_by(Event.kind))}
+        for kind in ("delivery.released", "delivery.sending", "delivery.sent"):
+            if steps.get(kind) != (deliveries, deliveries):
+                problems.append(f"{kind}: {steps.get(kind)} events (total, deliveries), "
+                                f"expected {deliveries} of each")
+    return problems
+
+
+def run_bench(url: str, label: str, deliveries: int, workers: int, batch_size: int | None,
+              cache_templates: bool) -> bool:
+    """Set up the wave, run dispatcher and workers until all is sent, print the rate.
+
+    Returns whether the log checks out afterwards.
+    """
     engine = make_engine(url)
+    tag = f"herald_bench_{uuid.uuid4().hex[:10]}"
+    postgresql = label == "postgresql"
+    # The bench's own processes name their server backends, so that their CPU is told
+    # apart from other work on the server (and from this process's polling).
+    process_url = (sa.make_url(url).update_query_dict({"application_name": tag})
+                   .render_as_string(hide_password=False) if postgresql else url)
     try:
         upgrade(engine)
         started = time.perf_counter()
@@ -205,19 +245,21 @@ def run_bench(url: str, label: str, deliveries: int, workers: int, batch_size: i
         print(f"set up {deliveries} deliveries in {time.perf_counter() - started:.1f} s "
               "(not timed)", file=sys.stderr)
         context = multiprocessing.get_context("spawn")
-        tasks, stop = context.Queue(), context.Event()
+        tasks, stop, go = context.Queue(), context.Event(), context.Event()
         processes = [context.Process(target=worker_process,
-                                     args=(url, tasks, stop, cache_templates))
+                                     args=(process_url, tasks, stop, cache_templates))
                      for _ in range(workers)]
-        for process in processes:
-            process.start()
-        time.sleep(3)  # let the workers import and connect before the clock starts
         dispatcher = context.Process(target=dispatcher_process,
-                                     args=(url, tasks, stop, batch_size))
-        server_before = {pid: process_cpu(pid) for pid in postgres_pids()}
+                                     args=(process_url, tasks, stop, go, batch_size))
+        for process in [*processes, dispatcher]:
+            process.start()
+        time.sleep(5)  # let them import and connect before the clock starts
+        server_before = ({pid: process_cpu(pid) for pid in own_backends(engine, tag)}
+                         if postgresql else {})
         workers_before = sum(process_cpu(process.pid) for process in processes)
+        dispatcher_before = process_cpu(dispatcher.pid)
         started = time.perf_counter()
-        dispatcher.start()
+        go.set()
         sent = 0
         while sent < deliveries:
             time.sleep(0.2)
@@ -225,11 +267,11 @@ def run_bench(url: str, label: str, deliveries: int, workers: int, batch_size: i
             if time.perf_counter() - started > 1800:
                 break
         elapsed = time.perf_counter() - started
-        # Backends started during the run count from zero; ours include the polling.
+        # Backends started during the run count from zero.
         server_cpu = sum(process_cpu(pid) - server_before.get(pid, 0.0)
-                         for pid in postgres_pids()) if label == "postgresql" else 0.0
+                         for pid in own_backends(engine, tag)) if postgresql else 0.0
         workers_cpu = sum(process_cpu(process.pid) for process in processes) - workers_before
-        dispatcher_cpu = process_cpu(dispatcher.pid)
+        dispatcher_cpu = process_cpu(dispatcher.pid) - dispatcher_before
         stop.set()
         for process in [dispatcher, *processes]:
             process.join(30)
@@ -241,12 +283,17 @@ def run_bench(url: str, label: str, deliveries: int, workers: int, batch_size: i
         per = 1000 / max(sent, 1)
         print(f"BENCH send_null_{label}_worker_cpu {workers_cpu * per:.3f} ms/delivery")
         print(f"BENCH send_null_{label}_dispatcher_cpu {dispatcher_cpu * per:.3f} ms/delivery")
-        if label == "postgresql":
+        if postgresql:
             print(f"BENCH send_null_{label}_server_cpu {server_cpu * per:.3f} ms/delivery")
-        if verify:
-            with Session(engine) as session:
-                broken = verify_chain(session)
-            print(f"event chain: {'intact' if broken is None else broken}", file=sys.stderr)
+        total = workers_cpu + dispatcher_cpu + server_cpu
+        print(f"BENCH send_null_{label}_total_cpu {total * per:.3f} ms/delivery")
+        problems = check_log(engine, wave_id, deliveries)
+        for problem in problems:
+            print(f"log check: {problem}", file=sys.stderr)
+        if not problems:
+            print("log check: the event chain is intact; every delivery was sent once, with "
+                  "one released, one sending and one sent event", file=sys.stderr)
+        return not problems
     finally:
         engine.dispose()
 
@@ -256,19 +303,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--deliveries", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--batch-size", type=int, default=100,
-                        help="deliveries per send task (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="deliveries per send task (default: the dispatcher's own sizing)")
     parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL URL (default %(default)s)")
     parser.add_argument("--sqlite", action="store_true", help="use a temporary SQLite file")
-    parser.add_argument("--verify", action="store_true", help="verify the event chain after")
+    parser.add_argument("--verify", action="store_true",
+                        help="kept for old command lines: the log is always checked now")
     parser.add_argument("--cache-templates", action="store_true",
                         help="project a template cache (see cache_compiled_templates)")
     args = parser.parse_args(argv)
     if args.sqlite:
         with tempfile.TemporaryDirectory(prefix="herald-bench-") as folder:
-            run_bench(f"sqlite:///{folder}/bench.sqlite3", "sqlite", args.deliveries,
-                      args.workers, args.batch_size, args.verify, args.cache_templates)
-        return
+            intact = run_bench(f"sqlite:///{folder}/bench.sqlite3", "sqlite", args.deliveries,
+                               args.workers, args.batch_size, args.cache_templates)
+        raise SystemExit(0 if intact else 1)
     schema = f"herald_bench_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(args.url)
     with admin.begin() as connection:
@@ -276,10 +324,12 @@ def main(argv: list[str] | None = None) -> None:
     admin.dispose()
     try:
         url = sa.make_url(args.url).update_query_dict({"options": f"-csearch_path={schema}"})
-        run_bench(url.render_as_string(hide_password=False), "postgresql", args.deliveries,
-                  args.workers, args.batch_size, args.verify, args.cache_templates)
+        intact = run_bench(url.render_as_string(hide_password=False), "postgresql",
+                           args.deliveries, args.workers, args.batch_size,
+                           args.cache_templates)
     finally:
         drop_schema(args.url, schema)
+    raise SystemExit(0 if intact else 1)
 
 
 if __name__ == "__main__":

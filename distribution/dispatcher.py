@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from distribution.bulk import among
 from distribution.deliveries import Delivery, DeliveryState, Message, delivery_key
 from distribution.events import NewEvent, record_event, record_events
 from distribution.feedback import steer_wave
@@ -41,7 +40,12 @@ ADVISORY_LOCK_ID = 0x48455241  # "HERA"
 # Deliveries one wave releases in one tick: bounds the transaction (the bucket's burst,
 # two seconds at the wave's rate, usually bounds it first).
 MAX_BATCH = 10_000
-SEND_BATCH = 100  # delivery ids per send task
+# Delivery ids per send task: SEND_BATCH when a tick releases few, more when it releases
+# many (at least SEND_TASKS_PER_TICK tasks, to keep every worker busy, of at most
+# SEND_BATCH_MAX ids): each task has a fixed cost (two transactions, a dozen statements).
+SEND_BATCH = 100
+SEND_BATCH_MAX = 500
+SEND_TASKS_PER_TICK = 8
 ACTOR = "dispatcher"
 
 
@@ -115,16 +119,19 @@ def release_wave(session: Session, wave: Wave, *,
     )
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Delivery)
-    ids = list(session.scalars(query))
-    if not ids:
-        return []
-    # Conditional all the same (the rows changed decide, never the select before).
+    # One statement: the ids chosen never travel to this process and back. The choice is
+    # a materialised CTE, taken once: as a subquery, PostgreSQL may run a LIMIT ... SKIP
+    # LOCKED again and release more than the bucket allows. Conditional all the same
+    # (the rows changed decide, never the select inside).
+    chosen = query.cte("chosen").prefix_with("MATERIALIZED", dialect="postgresql")
     ids = sorted(session.scalars(
-        sa.update(Delivery).where(among(session, Delivery.id, ids),
+        sa.update(Delivery).where(Delivery.id.in_(sa.select(chosen.c.id)),
                                   Delivery.state == DeliveryState.PENDING)
         .values(state=DeliveryState.RELEASED, lease_until=now + lease, updated_at=now)
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)))
+    if not ids:
+        return []
     bucket = session.get(TokenBucket, wave.id)
     bucket.tokens -= len(ids)
     record_events(session, [NewEvent("delivery", delivery_key(delivery_id), "delivery.released",
@@ -158,14 +165,31 @@ def _continue_run(session: Session, wave: Wave) -> None:
         start_wave(session, following, actor=ACTOR, after_wave=wave.id)
 
 
+def send_batches(ids: list[int], batch_size: int | None = None) -> list[list[int]]:
+    """``ids`` cut into send tasks: of ``batch_size`` each, or sized by how many there are.
+
+    Without ``batch_size``: batches of :data:`SEND_BATCH`, larger (up to
+    :data:`SEND_BATCH_MAX`) when there are enough for :data:`SEND_TASKS_PER_TICK` tasks,
+    and of nearly equal sizes.
+    """
+    if not ids:
+        return []
+    if batch_size is None:
+        size = min(SEND_BATCH_MAX, max(SEND_BATCH, math.ceil(len(ids) / SEND_TASKS_PER_TICK)))
+        size = math.ceil(len(ids) / math.ceil(len(ids) / size))  # even out the last one
+    else:
+        size = batch_size
+    return [ids[start:start + size] for start in range(0, len(ids), size)]
+
+
 def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None], *,
          release_lease: timedelta = RELEASE_LEASE,
          enqueue_batch: Callable[[list[int]], None] | None = None,
-         batch_size: int = SEND_BATCH) -> TickResult:
+         batch_size: int | None = None) -> TickResult:
     """One pass over the running waves; each wave in its own short transaction.
 
-    Released ids go to ``enqueue_batch`` in lists of ``batch_size`` when it is given,
-    else one by one to ``enqueue``.
+    Released ids go to ``enqueue_batch`` in lists cut by :func:`send_batches` when it
+    is given, else one by one to ``enqueue``.
     """
     result = TickResult()
     with make_session() as session:
@@ -185,8 +209,8 @@ def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None], *,
             result.released[wave_id] = ids
             # Only after commit: the database is the truth.
             if enqueue_batch is not None:
-                for start in range(0, len(ids), batch_size):
-                    enqueue_batch(ids[start:start + batch_size])
+                for batch in send_batches(ids, batch_size):
+                    enqueue_batch(batch)
             else:
                 for delivery_id in ids:
                     enqueue(delivery_id)
@@ -280,7 +304,7 @@ def run_dispatcher(make_session: sessionmaker[Session], engine: sa.Engine,
                    reconcile_every: float = 60.0,
                    release_lease: timedelta = RELEASE_LEASE,
                    enqueue_batch: Callable[[list[int]], None] | None = None,
-                   batch_size: int = SEND_BATCH) -> None:
+                   batch_size: int | None = None) -> None:
     """Tick every ``interval`` seconds while holding the dispatcher lock, until stopped.
 
     ``enqueue_batch`` and ``batch_size`` are :func:`tick`'s.

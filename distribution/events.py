@@ -71,8 +71,11 @@ def event_hash(prev_hash: str, subject_type: str, subject_key: str, kind: str,
 def record_event(session: Session, subject_type: str, subject_key: str, kind: str,
                  payload: dict[str, Any] | None = None, *, actor: str) -> Event:
     """Append an event to the chain in the caller's transaction (flushes, never commits)."""
+    # populate_existing: record_events moves the head with plain statements, so a head
+    # this session loaded before may be stale.
     head = session.scalars(
         sa.select(EventChainHead).where(EventChainHead.id == 1).with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
     if head is None:
         head = EventChainHead(id=1, last_hash=GENESIS_HASH, count=0)
@@ -104,6 +107,7 @@ class NewEvent:
     actor: str
 
 
+_HEAD = EventChainHead.__table__
 _EVENT_COLUMNS = ("subject_type", "subject_key", "kind", "payload", "actor", "at", "prev_hash",
                   "hash")
 
@@ -121,18 +125,21 @@ def record_events(session: Session, events: Iterable[NewEvent]) -> int:
     locked once, each hash is computed from the previous one in Python, and the
     rows go in with one bulk insert. The events share one timestamp. Payloads are
     stored as their canonical JSON, so what is stored is exactly what was hashed.
+    The head is read and moved with plain statements (no ORM object): a send batch
+    appends twice, and the dispatcher once per tick.
     """
-    head = session.scalars(
-        sa.select(EventChainHead).where(EventChainHead.id == 1).with_for_update()
-    ).first()
-    if head is None:
-        head = EventChainHead(id=1, last_hash=GENESIS_HASH, count=0)
-        session.add(head)
+    session.flush()  # a head that record_event added in this session is written first
+    connection = session.connection()
+    head_hash = connection.execute(
+        sa.select(_HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()).scalar()
+    if head_hash is None:
+        connection.execute(sa.insert(_HEAD).values(id=1, last_hash=GENESIS_HASH, count=0))
+        head_hash = GENESIS_HASH
     at = utcnow()
     # event_hash's JSON array, written out around the parts that change per event; the
     # result is byte for byte what event_hash computes (tested).
     at_json = _canonical(at.astimezone(UTC).isoformat())
-    last = [head.last_hash]
+    last = [head_hash]
 
     def rows() -> Iterator[tuple[Any, ...]]:
         prev = last[0]
@@ -157,9 +164,8 @@ def record_events(session: Session, events: Iterable[NewEvent]) -> int:
     # was hashed.
     count = insert_rows(session, Event.__table__, _EVENT_COLUMNS, rows())
     if count:
-        head.last_hash = last[0]
-        head.count += count
-        session.flush()
+        connection.execute(sa.update(_HEAD).where(_HEAD.c.id == 1).values(
+            last_hash=last[0], count=_HEAD.c.count + count))
     return count
 
 
@@ -193,7 +199,7 @@ def verify_chain(session: Session, batch_size: int = 5000) -> ChainBreak | None:
         if expected != event.hash:
             return ChainBreak(event.id, "its content does not match its hash (it was edited)")
         prev = event.hash
-    head = session.get(EventChainHead, 1)
+    head = session.get(EventChainHead, 1, populate_existing=True)
     if head is not None and (head.last_hash != prev or head.count != seen):
         return ChainBreak(0, "the newest events are missing (the chain head points past them)")
     return None
