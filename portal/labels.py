@@ -42,7 +42,8 @@ VAT_CATEGORIES = {
 }
 
 
-def _lookup(names: dict[str, object], code: object) -> str:
+def label_for(names: dict[str, object], code: object) -> str:
+    """The translated label of ``code`` (an enum or its value) in ``names``."""
     value = getattr(code, "value", code)
     label = names.get(str(value))
     # An unknown code is shown readably rather than hidden.
@@ -51,22 +52,22 @@ def _lookup(names: dict[str, object], code: object) -> str:
 
 def invoice_status(code: object) -> str:
     """An invoice status for people: ``partially_paid`` → "Partially paid"."""
-    return _lookup(INVOICE_STATUSES, code)
+    return label_for(INVOICE_STATUSES, code)
 
 
 def payment_method(code: object) -> str:
     """A payment method for people, lower case to sit inside a sentence."""
-    return _lookup(PAYMENT_METHODS, code)
+    return label_for(PAYMENT_METHODS, code)
 
 
 def message_type(code: object) -> str:
     """A message type (``reminder``, ``receipt``...) for people."""
-    return _lookup(MESSAGE_TYPES, code)
+    return label_for(MESSAGE_TYPES, code)
 
 
 def vat_category(code: object) -> str:
     """A VAT category code (EN 16931 UNCL5305) for people: ``AE`` → "Reverse charge"."""
-    return _lookup(VAT_CATEGORIES, code)
+    return label_for(VAT_CATEGORIES, code)
 
 
 def init_app(app: Flask) -> None:

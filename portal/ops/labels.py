@@ -8,6 +8,7 @@ from babel.dates import format_datetime
 from flask_babel import lazy_gettext as _l
 
 from portal.i18n import current_format_locale
+from portal.labels import label_for
 from portal.ops import bp
 
 WAVE_STATES = {"draft": _l("Not started"), "running": _l("Running"), "paused": _l("Paused"),
@@ -22,28 +23,22 @@ CHANNELS = {"email": _l("Email"), "web_push": _l("Web push"), "fcm": _l("App pus
             "portal": _l("Portal inbox"), "peppol": _l("Peppol e-invoice")}
 
 
-def _label(names: dict[str, object], code: object) -> str:
-    value = str(getattr(code, "value", code))
-    label = names.get(value)
-    return str(label) if label is not None else value.replace("_", " ").capitalize()
-
-
 @bp.app_template_filter("wave_state")
 def wave_state(code: object) -> str:
     """``paused`` → "Paused"."""
-    return _label(WAVE_STATES, code)
+    return label_for(WAVE_STATES, code)
 
 
 @bp.app_template_filter("delivery_state")
 def delivery_state(code: object) -> str:
     """``in_doubt`` → "In doubt"."""
-    return _label(DELIVERY_STATES, code)
+    return label_for(DELIVERY_STATES, code)
 
 
 @bp.app_template_filter("channel_name")
 def channel_name(code: object) -> str:
     """``fcm`` → "App push"."""
-    return _label(CHANNELS, code)
+    return label_for(CHANNELS, code)
 
 
 @bp.app_template_filter("datetime")
