@@ -32,6 +32,7 @@ SCOPE_LABELS = {
     "customers:write": _l("Write notes on customers and invoices"),
     "support": _l("Open and answer disputes, resend invoices"),
     "runs:write": _l("Create runs; pause, resume or cancel their waves"),
+    "admin": _l("Register webhook endpoints, read their delivery logs and replay deliveries"),
 }
 
 
@@ -47,9 +48,10 @@ class KeyForm(FlaskForm):
                               validators=[Optional(), NumberRange(1, MAX_RATE_LIMIT)])
 
 
-def _key_form() -> KeyForm:
-    form = KeyForm(prefix="key")
-    form.scopes.choices = [(scope, f"{scope}: {SCOPE_LABELS.get(scope, scope)}")
+def _key_form(*, blank: bool = False) -> KeyForm:
+    # blank: after a key is made, offer an empty form rather than the one just sent.
+    form = KeyForm(prefix="key", formdata=None) if blank else KeyForm(prefix="key")
+    form.scopes.choices = [(scope, f"{scope}: {SCOPE_LABELS.get(scope, SCOPES[scope])}")
                            for scope in SCOPES]
     return form
 
@@ -93,7 +95,7 @@ def api_key_create() -> Response:
         form.name.errors = [_("A key with that name exists; choose another name or revoke "
                               "that key first.")]
         return _page(form, status=400)
-    return _page(_key_form(), new_key=key, secret=secret, status=201)
+    return _page(_key_form(blank=True), new_key=key, secret=secret, status=201)
 
 
 @bp.route("/api-keys/<int:key_id>/revoke", methods=["POST"])
