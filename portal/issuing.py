@@ -64,6 +64,10 @@ def _write_ubl(invoice: Invoice, rules_dir: Path | None) -> bytes:
             IssueProblem(p.rule, p.field, p.message) for p in einvoice.check(doc, rules_dir)
             if on_peppol or not p.rule.startswith("PEPPOL")
         ] or [IssueProblem(exc.rule, exc.field, exc.message)]) from exc
+    except ValueError as exc:  # lxml: a text holds a character XML cannot carry
+        raise IssuingRefused(invoice.number, [IssueProblem(
+            "HERALD-XML", "", f"the e-invoice cannot be written ({exc}); a text of the invoice "
+                              "or its customer holds a character XML cannot carry")]) from exc
 
 
 def invoice_key(invoice: Invoice) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -66,9 +67,30 @@ def read_mapping(document: Any, locator: Locator, *, source: str) -> ImportedDoc
                        for error in sorted(document_validator().iter_errors(document),
                                            key=error_order)
                        for problem in _schema_problems(locator, error)]
+    schema_problems += [locator.problem(path, f"holds the control character U+{ord(char):04X}, "
+                                              "which an e-invoice (XML) cannot carry; remove it")
+                        for path, char in _unwritable_text(document)]
     if schema_problems:
         raise ImportRejected(schema_problems)
     return document_from_mapping(document, locator, source=source)
+
+
+# What XML 1.0 cannot hold (tab, line feed and carriage return it can): issuing would fail
+# on the first such character in any text, so the import refuses it, naming the field.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _unwritable_text(value: Any, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        found = _NOT_XML.search(value)
+        return [(path, found.group())] if found else []
+    if isinstance(value, dict):
+        return [problem for key, item in value.items()
+                for problem in _unwritable_text(item, f"{path}.{key}".lstrip("."))]
+    if isinstance(value, list):
+        return [problem for index, item in enumerate(value)
+                for problem in _unwritable_text(item, f"{path}[{index}]")]
+    return []
 
 
 @cache

@@ -56,8 +56,9 @@ def _human_path(path: str) -> str:
     # lists are 0-based inside, 1-based for people: lines[0].quantity -> lines[1].quantity
     out, i = [], 0
     while i < len(path):
-        if path[i] == "[":
-            j = path.index("]", i)
+        # A field named by the file may hold brackets ("a[b"): only a whole "[n]" is an index.
+        j = path.find("]", i)
+        if path[i] == "[" and j != -1:
             index = path[i + 1 : j]
             out.append(f"[{int(index) + 1}]" if index.isdigit() else path[i : j + 1])
             i = j + 1

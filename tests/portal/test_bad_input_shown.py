@@ -20,12 +20,14 @@ from markupsafe import escape
 from distribution.channels.base import Attachment, OutgoingMessage
 from distribution.channels.email_mime import AddressError, render_message
 from distribution.channels.email_settings import SmtpSettings
+from distribution.documents import DatabaseStore
 from portal.audit_trail import safe_cell
 from portal.imports.json_format import read_json
 from portal.imports.problems import ImportRejected
 from portal.imports.service import import_documents
 from portal.models import Customer, Invoice, Role
 from portal.ops.log_views import _csv_response
+from tests.einvoice.test_ubl_bad_input import http_peer  # noqa: F401  (fixture)
 from tests.factories import invoice_json, make_customer, make_organisation, make_user
 from tests.portal.imports.test_bad_input import HOSTILE, hostile_text
 from tests.portal.test_web import sign_in
@@ -50,7 +52,7 @@ def billed(app, session, client):
 def _import(session, document: dict) -> Invoice | None:
     try:
         documents = read_json(json.dumps([document]).encode("utf-8", "surrogatepass"), "f")
-        import_documents(session, documents, file="f")
+        import_documents(session, documents, file="f", store=DatabaseStore())
     except ImportRejected:
         return None
     return session.scalars(sa.select(Invoice).where(Invoice.number == document["number"])).one()
@@ -178,3 +180,28 @@ def test_a_customer_numbered_like_sql_is_found_exactly(session, billed, number):
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/ops/customers/{customer.id}")
     assert session.scalar(sa.select(sa.func.count()).select_from(Customer)) == 2
+
+
+@pytest.mark.parametrize("item", [
+    "<script>alert(1)</script>", '<img src="{url}/img">', "<style>@import '{url}/css'</style>",
+    "&lt;b&gt; & {{{{ 7*7 }}}}",
+])
+def test_hostile_text_in_the_pdf_is_only_text(session, billed, http_peer,  # noqa: F811
+                                               item):
+    import subprocess
+
+    from portal.rendering import render_invoice_pdf
+    from tests.einvoice.test_ubl_bad_input import _CountingHandler
+
+    item = item.format(url=http_peer)
+    document = invoice_json("INV-PDF", "C1")
+    document["lines"][0]["item_name"] = item
+    invoice = _import(session, document)
+    before = len(_CountingHandler.requests)
+    store = DatabaseStore()
+    pdf = store.get(session, render_invoice_pdf(session, invoice, store,
+                                                public_url="https://portal.example"))
+    text = subprocess.run(["pdftotext", "-raw", "-", "-"], input=pdf, capture_output=True,
+                          check=True).stdout.decode()
+    assert item.split("{")[0][:12] in " ".join(text.split())  # shown as written
+    assert len(_CountingHandler.requests) == before  # and nothing fetched

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from distribution.documents import DatabaseStore
 from portal.imports.csv_format import read_csv
 from portal.imports.formats import read_documents
 from portal.imports.json_format import read_json
@@ -173,7 +174,7 @@ def test_hostile_text_is_stored_exactly_or_refused(session, seller, field, value
         if isinstance(documents, ImportRejected):
             return
         try:
-            import_documents(session, documents, file="f")
+            import_documents(session, documents, file="f", store=DatabaseStore())
         except ImportRejected as refused:
             assert refused.problems
             return
@@ -190,5 +191,26 @@ def test_hostile_text_is_stored_exactly_or_refused(session, seller, field, value
 @pytest.mark.parametrize("field", TEXT_FIELDS)
 def test_hostile_text_is_accepted_and_stored_as_written(session, seller, field, value):
     document = _with(invoice_json("INV-H", "C1"), field, value)
-    import_documents(session, read_json(json.dumps([document]).encode(), "f"), file="f")
+    import_documents(session, read_json(json.dumps([document]).encode(), "f"), file="f",
+                     store=DatabaseStore())
     assert _stored(session, field) == value
+
+
+@pytest.mark.parametrize("name", ["Alice\x08", "Alice\x00", "Alice\x1b[31m"])
+def test_a_customer_whose_name_xml_cannot_carry_is_refused_when_issuing(session, seller, name):
+    from tests.factories import make_customer
+
+    make_customer(session, seller, "C-CTRL", name=name)  # e.g. changed through another door
+    documents = read_json(json.dumps([invoice_json("INV-CTRL", "C-CTRL")]).encode(), "f")
+    with pytest.raises(ImportRejected) as refused:
+        import_documents(session, documents, file="f", store=DatabaseStore())
+    assert "character XML cannot carry" in str(refused.value.problems[0])
+
+
+@pytest.mark.parametrize("name", ["[", "a[b", "]", "x]["])
+def test_unknown_fields_named_with_brackets_are_refused_by_name(name):
+    document = invoice_json("INV-1", "C1")
+    document["lines"][0][name] = None
+    refused = _answer(read_json, json.dumps(document).encode())
+    assert isinstance(refused, ImportRejected)
+    assert any(p.field == f"lines[1].{name}" for p in refused.problems)
