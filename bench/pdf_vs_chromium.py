@@ -1,11 +1,16 @@
 """Benchmark: the same invoice HTML printed by WeasyPrint and by a warm headless Chromium.
 
-Both get the HTML of :func:`einvoice.pdf.render_html` for a 10-line invoice.
-WeasyPrint renders it the way Herald does (:func:`einvoice.render_pdf`: the
-template's stylesheet parsed once, one shared font configuration). Chromium
-gets the same HTML with that stylesheet inlined, in one browser and one page
-kept open for the whole run (Playwright ``page.set_content`` then
-``page.pdf``). CPU is counted for this process during WeasyPrint's turns, and
+Both print the same HTML, made once by :func:`einvoice.pdf.render_html` for a
+10-line invoice, so each turn does the same work: HTML in, PDF out.
+WeasyPrint prints it the way Herald does (:func:`einvoice.pdf.print_html`, the
+printing half of :func:`einvoice.render_pdf`: the template's stylesheet parsed
+once, one shared font configuration). Chromium gets the same HTML with that
+stylesheet inlined, in one browser and one page kept open for the whole run
+(Playwright ``page.set_content`` then ``page.pdf``). Making the HTML (Babel
+formatting, the QR code, Jinja) is the same for either engine; it is measured
+on its own (``render_html_cpu_ms_per_doc``), and so is Herald's whole
+:func:`einvoice.render_pdf` (``render_pdf_*``), the figure the 100 ms goal is
+about. CPU is counted for this process during WeasyPrint's turns, and
 for every process of the Chromium tree (browser, renderer, GPU and utility
 processes, found with psutil) during Chromium's turns; the turns alternate in
 rounds so that a busy neighbour on the machine hurts both alike.
@@ -19,7 +24,7 @@ system browser is used). Run from the repository root::
 
 Prints ``BENCH <name> <value> <unit>`` lines per engine (median wall ms, CPU ms
 per document, memory) and ``pdf_cpu_ratio_weasyprint_over_chromium``: below 1
-means WeasyPrint uses less CPU per document than Chromium.
+means WeasyPrint uses less CPU per document than Chromium to print the same HTML.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from pdf_render import LOGO, ten_line_invoice  # bench/ is on sys.path when run 
 from playwright.sync_api import sync_playwright
 
 from einvoice import Branding, render_pdf
-from einvoice.pdf import render_html
+from einvoice.pdf import print_html, render_html
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -110,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     chromium_html = html.replace("<head>", f"<head>\n<style>{css}</style>", 1)
 
     def weasyprint_once() -> bytes:
+        return print_html(html)
+
+    def herald_once() -> bytes:
         return render_pdf(doc, branding, "nl", review_url=REVIEW_URL)
 
     me = psutil.Process(os.getpid())
@@ -123,10 +131,12 @@ def main(argv: list[str] | None = None) -> None:
 
         for _ in range(args.warmup):
             weasyprint_once()
+            herald_once()
             chromium_once()
         weasy_walls: list[float] = []
         chrome_walls: list[float] = []
-        weasy_cpu = chrome_cpu = client_cpu = 0.0
+        herald_walls: list[float] = []
+        weasy_cpu = chrome_cpu = client_cpu = herald_cpu = html_cpu = 0.0
         vanished = 0
         for _ in range(args.rounds):
             cpu = time.process_time()
@@ -135,6 +145,17 @@ def main(argv: list[str] | None = None) -> None:
                 weasyprint_once()
                 weasy_walls.append((time.perf_counter() - start) * 1000)
             weasy_cpu += time.process_time() - cpu
+
+            cpu = time.process_time()
+            for _ in range(args.n):
+                start = time.perf_counter()
+                herald_once()
+                herald_walls.append((time.perf_counter() - start) * 1000)
+            herald_cpu += time.process_time() - cpu
+            cpu = time.process_time()
+            for _ in range(args.n):
+                render_html(doc, branding, "nl", review_url=REVIEW_URL)
+            html_cpu += time.process_time() - cpu
 
             before, cpu = _cpu_by_pid(_chromium_tree(me)), time.process_time()
             for _ in range(args.n):
@@ -173,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"BENCH chromium_rss_mb {chrome_rss:.0f} MB")
     print(f"BENCH chromium_pdf_bytes {sizes[1]} bytes")
     print(f"BENCH pdf_cpu_ratio_weasyprint_over_chromium {weasy_ms / chrome_ms:.2f} ratio")
+    print(f"BENCH render_html_cpu_ms_per_doc {html_cpu * 1000 / total:.1f} ms")
+    print(f"BENCH render_pdf_median_ms {statistics.median(herald_walls):.1f} ms")
+    print(f"BENCH render_pdf_cpu_ms_per_doc {herald_cpu * 1000 / total:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Importing this package does not import WeasyPrint; the first render does.
 from einvoice.pdf.branding import Branding
 from einvoice.pdf.epc import epc_qr_payload, epc_qr_png, epc_qr_svg
 from einvoice.pdf.labels import SUPPORTED_LANGUAGES
-from einvoice.pdf.render import epc_payload_for, render_html, render_pdf
+from einvoice.pdf.render import epc_payload_for, print_html, render_html, render_pdf
 
 __all__ = [
     "SUPPORTED_LANGUAGES",
@@ -21,6 +21,7 @@ __all__ = [
     "epc_qr_payload",
     "epc_qr_png",
     "epc_qr_svg",
+    "print_html",
     "render_html",
     "render_pdf",
 ]
