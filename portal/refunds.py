@@ -156,6 +156,10 @@ def decide(session: Session, request: RefundRequest, *, approve: bool, actor: st
     note = mask_payment_details(note.strip())
     invoice = request.invoice
     if approve and request.kind is RefundKind.REFUND:
+        if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+            raise RefundError(f"invoice {invoice.number} is {invoice.status.value} now; no "
+                              "refund can be recorded on it: reject this request.",
+                              "invoice_number")
         paid = amount_paid(session, invoice)
         if request.amount > paid:
             raise RefundError(f"only {paid:.2f} {invoice.currency} is paid on "

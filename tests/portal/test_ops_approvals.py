@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from distribution.events import events_for
 from portal.issuing import invoice_key
-from portal.models import Payment, PaymentKind, PaymentMethod, Role
+from portal.models import InvoiceStatus, Payment, PaymentKind, PaymentMethod, Role
 from portal.models.refunds import RefundKind, RefundRequest, RefundStatus
 from portal.payments import record_payment
 from portal.refunds import create_request
@@ -154,3 +154,17 @@ def test_other_roles_are_refused(client, session, requests_, email):
 def test_signed_out_visitors_are_sent_to_sign_in(client, requests_):
     response = client.get("/ops/approvals")
     assert response.status_code in (302, 401)
+
+
+def test_a_refund_on_an_invoice_voided_since_cannot_be_approved(client, session, requests_):
+    refund, _credit = requests_
+    refund.invoice.status = InvoiceStatus.VOID
+    session.flush()
+    sign_in(client, "finance_approver@example.com")
+    response = client.post(f"/ops/approvals/{refund.id}", data={
+        "csrf_token": _token(client), "decision": "approve", "note": "ok"})
+    assert response.status_code == 409
+    assert b"is void now" in response.data
+    session.expire_all()
+    refund = session.get(RefundRequest, refund.id)
+    assert refund.status is RefundStatus.PENDING and refund.payment_id is None
