@@ -57,7 +57,9 @@ def list_command() -> None:
         for key in keys:
             used = key.last_used_at.strftime("%Y-%m-%d %H:%M") if key.last_used_at else "never"
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-            click.echo(f"{key.prefix}  {key.name}  [{key.scopes}]  last used {used}  {state}")
+            limit = key.rate_limit or "default"
+            click.echo(f"{key.prefix}  {key.name}  [{key.scopes}]  limit {limit}  "
+                       f"last used {used}  {state}")
 
 
 @api_keys_group.command("revoke")

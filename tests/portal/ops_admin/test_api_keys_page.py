@@ -106,3 +106,17 @@ def test_other_staff_cannot_see_create_or_revoke_keys(client, session, admin, em
     session.expire_all()
     assert session.get(ApiKey, key.id).revoked_at is None
     assert session.scalar(sa.select(ApiKey).where(ApiKey.name == "sneaky")) is None
+
+
+def test_the_command_line_sets_a_rate_limit_too(runner, session):
+    result = runner.invoke(args=["api-keys", "create", "--name", "billing system",
+                                 "--scope", "invoices:write", "--rate-limit", "50"])
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    assert session.scalars(sa.select(ApiKey.rate_limit).where(
+        ApiKey.name == "billing system")).one() == 50
+    listing = runner.invoke(args=["api-keys", "list"]).output
+    assert "billing system  [invoices:write]  limit 50" in listing
+    refused = runner.invoke(args=["api-keys", "create", "--name", "zero", "--scope", "read",
+                                  "--rate-limit", "0"])
+    assert refused.exit_code != 0
