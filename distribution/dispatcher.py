@@ -5,8 +5,8 @@ it runs in the app process). Each tick, for each running wave inside its send
 window, it takes tokens from the wave's bucket (reading the clock after the
 bucket row is locked), claims that many pending deliveries (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL; SQLite serialises writers), marks them released with a
-lease and commits; only then are their send tasks enqueued, in batches of
-``batch_size`` ids when an ``enqueue_batch`` is given (one task per batch spares
+lease and commits; only then are their send tasks enqueued, in batches cut by
+:func:`send_batches` when an ``enqueue_batch`` is given (one task per batch spares
 the queue and the worker a round trip per delivery), else one id per task.
 """
 
