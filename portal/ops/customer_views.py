@@ -88,7 +88,8 @@ def _forms(file) -> tuple[ResendDocumentForm, PayLinkForm]:
 def customers() -> str | Response:
     """Find a customer by email, phone, customer, account or invoice number."""
     query = (request.args.get("q") or "").strip()[:254]
-    matches = find_customers(db_session(), query) if query else []
+    # No stored value holds a NUL, and PostgreSQL refuses one in a query: nothing matches.
+    matches = find_customers(db_session(), query) if query and "\x00" not in query else []
     if len(matches) == 1:
         return redirect(url_for("ops.customer_page", customer_id=matches[0].customer.id))
     return render_template("ops/customers/index.html", query=query, matches=matches,

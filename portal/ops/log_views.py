@@ -107,8 +107,10 @@ def delivery_log() -> str | Response:
     """Search deliveries; ``?format=csv`` exports the whole result."""
     form = LogSearchForm(request.args)
     searched = any(request.args.get(name) for name in form.data)
+    # No stored value holds a NUL, and PostgreSQL refuses one in a query: nothing matches.
+    nul = any("\x00" in value for value in request.args.values())
     rows, next_before = [], None
-    if searched and form.validate():
+    if searched and not nul and form.validate():
         query = _query(form)
         if query is not None:
             if request.args.get("format") == "csv":
@@ -123,7 +125,7 @@ def delivery_log() -> str | Response:
                 next_before = rows[-1].id
     args = {k: v for k, v in request.args.items() if k not in ("before", "format")}
     trails = find_invoice(db_session(), form.invoice.data.strip()) \
-        if searched and form.invoice.data else []
+        if searched and not nul and form.invoice.data else []
     return render_template("ops/log/index.html", form=form, rows=rows, searched=searched,
                            trails=trails,
                            next_url=url_for("ops.delivery_log", **args, before=next_before)

@@ -196,7 +196,7 @@ def test_hostile_text_is_accepted_and_stored_as_written(session, seller, field, 
     assert _stored(session, field) == value
 
 
-@pytest.mark.parametrize("name", ["Alice\x08", "Alice\x00", "Alice\x1b[31m"])
+@pytest.mark.parametrize("name", ["Alice\x08", "Alice\x1b[31m"])  # NUL: PostgreSQL refuses
 def test_a_customer_whose_name_xml_cannot_carry_is_refused_when_issuing(session, seller, name):
     from tests.factories import make_customer
 
