@@ -15,7 +15,8 @@
    second and CPU per delivery are printed, and the event chain is verified after.
 4. **Portal under load**: gunicorn (``--web-workers`` sync workers) serves the
    portal; wrk (Debian) plays ``--users`` signed-in customers, each opening their
-   invoice list or one of their invoices, for ``--seconds``: p50 and p95 latency.
+   invoice list or one of their invoices about once a second (``--think-ms``), for
+   ``--seconds``: p50 and p95 latency.
    The SQL statements each page runs are counted in-process.
 
 Reproduce (from the repository root; needs ``pip install -e '.[bench]'`` and
@@ -212,7 +213,7 @@ def send_wave(url: str, engine: sa.Engine, wave_id: int, sequence: int, workers:
 
 
 def run(url: str, factor: int, template_customers: int, workers: list[int],
-        web_workers: int, users: int, seconds: int) -> None:
+        web_workers: int, users: int, seconds: int, think_ms: int) -> None:
     """The whole scale test in the schema ``url`` points at."""
     engine = make_engine(url)
     try:
@@ -240,7 +241,8 @@ def run(url: str, factor: int, template_customers: int, workers: list[int],
             env = {**os.environ, "DATABASE_URL": url, "HERALD_INSTANCE_PATH": instance,
                    "SECRET_KEY": uuid.uuid4().hex, "HERALD_PUBLIC_URL": PUBLIC_URL,
                    "SIGN_IN_LIMIT_PER_ADDRESS": "100000"}
-            load_portal(env, sign_ins(env, users), web_workers=web_workers, seconds=seconds)
+            load_portal(env, sign_ins(env, users), web_workers=web_workers, seconds=seconds,
+                        think_ms=think_ms)
     finally:
         engine.dispose()
 
@@ -256,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--users", type=int, default=50, help="concurrent portal users")
     parser.add_argument("--seconds", type=int, default=30, help="load duration per page")
+    parser.add_argument("--think-ms", type=int, default=1000,
+                        help="a user's average pause between requests (default %(default)s)")
     parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL URL (default %(default)s)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -269,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         url = sa.make_url(args.url).update_query_dict({"options": f"-csearch_path={schema}"})
         run(url.render_as_string(hide_password=False), args.factor, args.template_customers,
             [int(n) for n in args.workers.split(",")], args.web_workers, args.users,
-            args.seconds)
+            args.seconds, args.think_ms)
     finally:
         drop_schema(args.url, schema)
 

@@ -2,9 +2,11 @@
 
 Customers sign in through the real sign-in form (in-process, from 127.0.0.1 with
 wrk's user agent, the per-address sign-in limit raised for it); their session cookies then
-drive wrk against gunicorn on loopback. wrk's Lua script gives each request the next
-customer's cookie and page, and prints p50 and p95 itself (wrk's own report stops at
-the 99th percentile without the 95th).
+drive wrk against gunicorn on loopback, one connection per user. wrk's Lua script gives
+each request the next customer's cookie and page, waits a think time between a user's
+requests (a person reads the page before clicking on; without it 50 connections would
+be 50 scripts hammering the server, not 50 users), and prints p50 and p95 itself
+(wrk's own report has no 95th percentile).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ request = function()
   n = n + 1
   local k = (n %% #paths) + 1
   return wrk.format("GET", paths[k], {["Cookie"] = cookies[k], ["User-Agent"] = "%(agent)s"})
+end
+delay = function()
+  -- a user reads the page before the next click: %(think)d ms on average
+  return math.random(%(think)d / 2, %(think)d * 3 / 2)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -130,7 +136,7 @@ def _print_queries_per_page(app, customer: SignedIn) -> None:
 
 
 def load_portal(env: dict[str, str], customers: list[SignedIn], *, web_workers: int,
-                seconds: int) -> None:
+                seconds: int, think_ms: int) -> None:
     """gunicorn on a free port, checked page by page, then wrk on the list and detail pages."""
     port = _free_port()
     server = subprocess.Popen(
@@ -149,7 +155,8 @@ def load_portal(env: dict[str, str], customers: list[SignedIn], *, web_workers: 
                 assert response.status_code == 200, (path, response.status_code)
         for name in ("list", "detail"):
             paths = [getattr(c, f"{name}_path") for c in customers]
-            _wrk(base, name, [c.cookie for c in customers], paths, len(customers), seconds)
+            _wrk(base, name, [c.cookie for c in customers], paths, len(customers), seconds,
+                 think_ms)
     finally:
         server.terminate()
         try:
@@ -159,11 +166,11 @@ def load_portal(env: dict[str, str], customers: list[SignedIn], *, web_workers: 
 
 
 def _wrk(base: str, name: str, cookies: list[str], paths: list[str], connections: int,
-         seconds: int) -> None:
+         seconds: int, think_ms: int) -> None:
     quoted = ", ".join(f'"{c}"' for c in cookies), ", ".join(f'"{p}"' for p in paths)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % {"cookies": quoted[0], "paths": quoted[1],
-                                    "agent": USER_AGENT})
+                                    "agent": USER_AGENT, "think": think_ms})
     try:
         output = subprocess.run(
             ["wrk", "--threads", "2", "--connections", str(connections), "--duration",
