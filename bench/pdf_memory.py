@@ -14,11 +14,23 @@ so an interrupted run still shows its trend) and at the end ``BENCH <name>
 documents over the second half of the run (the steady state; the first
 documents still fill Pango's and fontconfig's caches), peak RSS, CPU per
 document.
+
+Each sample also shows what the growth is made of: ``python blocks`` counts
+the objects Python's allocator holds (``sys.getallocatedblocks``; a leak of
+ours, WeasyPrint's or a cache keyed on content shows here), ``malloc in use``
+what glibc's malloc has handed out and not had back (C libraries such as
+Pango, HarfBuzz and fontconfig included: a leak in them shows here), and with
+``--trim`` (the default) glibc's ``malloc_trim(0)`` runs after the sample,
+returning freed heap pages to the system; ``rss trimmed`` is RSS after it.
+RSS that rises while blocks stay flat and that falls back when trimmed is
+memory the C allocator keeps for reuse, not memory still in use.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import gc
 import resource
 import sys
@@ -42,6 +54,32 @@ def _rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[1])
     return pages * resource.getpagesize() / 2**20
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _malloc_in_use_mb() -> float | None:
+    """Bytes glibc's malloc has handed out and not had back (C libraries and Python alike)."""
+    try:
+        mallinfo2 = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
+    except (OSError, AttributeError, TypeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return (info.uordblks + info.hblkhd) / 2**20
+
+
+def _malloc_trim() -> bool:
+    """Ask glibc to return freed heap memory to the system; False where unavailable."""
+    name = ctypes.util.find_library("c")
+    try:
+        return bool(ctypes.CDLL(name).malloc_trim(0)) or True
+    except (OSError, AttributeError, TypeError):
+        return False
 
 
 def document(index: int):
@@ -78,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", type=int, default=10_000, help="documents (default 10,000)")
     parser.add_argument("--every", type=int, default=1_000, help="RSS sample interval")
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--no-trim", dest="trim", action="store_false",
+                        help="do not call malloc_trim after each sample")
     args = parser.parse_args(argv)
 
     branding = Branding(seller_name="Herald Bench", logo=LOGO, logo_mime_type="image/svg+xml")
@@ -97,16 +137,32 @@ def main(argv: list[str] | None = None) -> None:
         render(1_000_000 + index)
     gc.collect()
     start_rss = _rss_mb()
-    print(f"rss after warm-up ({args.warmup} documents): {start_rss:.1f} MB", flush=True)
+    start_blocks = sys.getallocatedblocks()
+    print(f"rss after warm-up ({args.warmup} documents): {start_rss:.1f} MB, "
+          f"python blocks {start_blocks}", flush=True)
     samples = [(0, start_rss)]
-    cpu = time.process_time()
+    trimmed = []
+    cpu = 0.0
     for index in range(1, args.n + 1):
+        started = time.process_time()
         render(index)
+        cpu += time.process_time() - started
         if index % args.every == 0 or index == args.n:
             rss = _rss_mb()
+            gc.collect()  # count live objects, not cycles the collector has yet to free
+            blocks = sys.getallocatedblocks()
             samples.append((index, rss))
-            print(f"rss after {index} documents: {rss:.1f} MB", flush=True)
-    cpu_ms = (time.process_time() - cpu) * 1000 / args.n
+            line = f"rss after {index} documents: {rss:.1f} MB, python blocks {blocks}"
+            in_use = _malloc_in_use_mb()
+            if in_use is not None:
+                line += f", malloc in use {in_use:.1f} MB"
+            if args.trim and _malloc_trim():
+                trimmed.append((index, _rss_mb()))
+                line += f", rss trimmed {trimmed[-1][1]:.1f} MB"
+            print(line, flush=True)
+    cpu_ms = cpu * 1000 / args.n
+    gc.collect()
+    end_blocks = sys.getallocatedblocks()
 
     half = [sample for sample in samples if sample[0] >= args.n // 2]
     (first_n, first_rss), (last_n, last_rss) = half[0], half[-1]
@@ -118,6 +174,12 @@ def main(argv: list[str] | None = None) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"BENCH pdf_memory_peak_rss_mb {peak:.1f} MB")
     print(f"BENCH pdf_memory_cpu_ms_per_doc {cpu_ms:.1f} ms")
+    print(f"BENCH pdf_memory_python_blocks_growth {end_blocks - start_blocks} blocks")
+    if trimmed:
+        low = min(rss for _, rss in trimmed)
+        high = max(rss for _, rss in trimmed)
+        print(f"BENCH pdf_memory_rss_trimmed_range_mb {high - low:.1f} MB")
+        print(f"BENCH pdf_memory_rss_trimmed_end_mb {trimmed[-1][1]:.1f} MB")
 
 
 if __name__ == "__main__":
