@@ -134,8 +134,9 @@ def release_wave(session: Session, wave: Wave, *,
         return []
     bucket = session.get(TokenBucket, wave.id)
     bucket.tokens -= len(ids)
+    payload = {"wave_id": wave.id}  # one object for all: record_events encodes it once
     record_events(session, [NewEvent("delivery", delivery_key(delivery_id), "delivery.released",
-                                     {"wave_id": wave.id}, ACTOR) for delivery_id in ids])
+                                     payload, ACTOR) for delivery_id in ids])
     return ids
 
 

@@ -144,13 +144,18 @@ def record_events(session: Session, events: Iterable[NewEvent]) -> int:
     def rows() -> Iterator[tuple[Any, ...]]:
         prev = last[0]
         sha256 = hashlib.sha256
+        shared, shared_json = None, ""  # events often share one payload object: encoded once
         for event in events:
-            payload = event.payload
-            if not all(type(key) is str for key in payload):
-                # Keys that are not strings become strings when stored, which changes the
-                # sort order: normalise first, as record_event does.
-                payload = json.loads(json.dumps(payload, default=str))
-            payload = _canonical(payload)
+            if event.payload is shared:
+                payload = shared_json
+            else:
+                payload = event.payload
+                if not all(type(key) is str for key in payload):
+                    # Keys that are not strings become strings when stored, which changes
+                    # the sort order: normalise first, as record_event does.
+                    payload = json.loads(json.dumps(payload, default=str))
+                payload = _canonical(payload)
+                shared, shared_json = event.payload, payload
             key = event.subject_key
             key_json = f'"{key}"' if key.isascii() and key.isdigit() else _canonical(key)
             body = (f'["{prev}",{_name(event.subject_type)},{key_json},{_name(event.kind)},'
