@@ -303,6 +303,8 @@ def _document_store(env: Mapping[str, str]) -> str:
     names = {option: f"DOCUMENT_STORE_S3_{option.upper()}" for option in ("endpoint_url", "region")}
     extra = {option: env[name] for option, name in names.items() if env.get(name)}
     return setting + ("&" if "?" in setting else "?") + urlencode(extra) if extra else setting
+
+
 def _retention_by_country(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     raw = (env.get("RETENTION_YEARS_BY_COUNTRY") or "").strip()
     if not raw:
