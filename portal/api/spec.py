@@ -86,6 +86,7 @@ class Operation:
                 for m in re.finditer(r"<(?:([a-z]+):)?([a-z_]+)>", self.rule)]
 
 
+MAX_ID = 2**63 - 1  # the largest integer SQLite takes as a parameter (a bigger one is a 500)
 OPERATIONS: dict[str, Operation] = {}
 # Schemas that operations refer to as #/components/schemas/<name>.
 COMPONENTS: dict[str, dict[str, Any]] = {}
@@ -112,6 +113,12 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
 
         @functools.wraps(view)
         def wrapper(**kwargs: Any):
+            for name, converter in op.path_params:
+                # Flask's int converter takes any digits; no row has a larger id, and SQLite
+                # refuses to compare with one (an OverflowError: it was a 500).
+                if converter == "int" and kwargs[name] > MAX_ID:
+                    raise ApiError(404, "not_found", f"No such {name}: identifiers are at most "
+                                   f"{MAX_ID}; check the identifier.", name)
             if op.body is not None:
                 g.api_body = validated_body(op)
             g.api_query = validated_query(op)
@@ -251,7 +258,8 @@ def _operation_object(op: Operation) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = []
     for name, converter in op.path_params:
         parameters.append({"name": name, "in": "path", "required": True,
-                           "schema": {"type": "integer" if converter == "int" else "string"}})
+                           "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+                           if converter == "int" else {"type": "string"}})
     for param in op.query:
         parameters.append({"name": param.name, "in": "query", "required": param.required,
                            "description": param.description, "schema": param.schema})
