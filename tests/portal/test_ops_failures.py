@@ -131,6 +131,20 @@ def test_failures_are_grouped_by_reason_with_counts_and_links(client, session, f
     assert "Nothing has failed." in only_web_push
 
 
+def test_a_capped_page_says_how_many_failures_there_are_in_all(client, session, failed,
+                                                               monkeypatch):
+    from portal.ops import failures as failures_page
+
+    sign_in(client, "auditor@example.com")
+    monkeypatch.setattr(failures_page, "SHOWN", 1)  # two failures, one shown
+    page = client.get("/ops/failures").get_data(as_text=True)
+    assert "Showing the newest 1 of 2 failures" in page
+    assert f'href="/ops/deliveries/{failed.doubtful}"' in page  # the newest
+    assert f'href="/ops/deliveries/{failed.failed}"' not in page
+    monkeypatch.setattr(failures_page, "SHOWN", 2)
+    assert "Showing the newest" not in client.get("/ops/failures").get_data(as_text=True)
+
+
 def test_delivery_page_shows_the_full_timeline(client, session, failed):
     sign_in(client, "agent@example.com")
     page = client.get(f"/ops/deliveries/{failed.failed}").get_data(as_text=True)
