@@ -78,6 +78,7 @@ SUBJECT_TYPE = "message_template"
 #                                                           amount link
 # signature_request  portal.signing.requests                customer_name seller_name number
 #                                                           link reminder (true when a reminder)
+#                                                           mode (sign or acknowledge)
 # notice             operator notices (render's default)    customer_name seller_name text link
 #
 # Left out on purpose: ``fallback_notice`` (render puts it above the body itself),
@@ -91,7 +92,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     **{f"reminder.{tone}": _REMINDER for tone in REMINDER_TONES},
     "receipt": frozenset({"customer_name", "seller_name", "number", "amount", "link"}),
     "signature_request": frozenset({"customer_name", "seller_name", "number", "link",
-                                    "reminder"}),
+                                    "reminder", "mode"}),
     "notice": frozenset({"customer_name", "seller_name", "text", "link"}),
 }
 
@@ -267,9 +268,9 @@ def _samples(key: TemplateKey) -> list[dict[str, Any]]:
               "due_date": "31 December 2026", "link": _SAMPLE_LINK,
               "text": "Our offices are closed on Friday.", "stage": 14, "tone": tone,
               "overdue": True, "fee": "€ 10,00", "total": "€ 130,15",
-              "deadline": "14 January 2027", "reminder": True}
+              "deadline": "14 January 2027", "reminder": True, "mode": "sign"}
     empty = {**filled, "overdue": False, "fee": "", "total": "", "deadline": "", "text": "",
-             "reminder": False, "stage": 0, "due_date": ""}
+             "reminder": False, "stage": 0, "due_date": "", "mode": "acknowledge"}
     return [filled, empty]
 
 

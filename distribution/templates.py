@@ -61,13 +61,23 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
                "Hola {{ customer_name }}:\n\nHemos recibido {{ amount }} de la factura "
                "{{ number }}. Gracias.\n\n{{ link }}"),
     },
+    # ``mode`` is "sign" or "acknowledge" (only read and confirm, no signature).
     "signature_request": {
-        "en": ("Please sign: {{ number }}", "Hello {{ customer_name }},\n\n{{ seller_name }} "
-               "asks you to sign {{ number }}.\n\nOpen it on our portal: {{ link }}"),
-        "nl": ("Te ondertekenen: {{ number }}", "Beste {{ customer_name }},\n\n{{ seller_name }} "
-               "vraagt u {{ number }} te ondertekenen.\n\nOpen het op ons portaal: {{ link }}"),
-        "es": ("Firma pendiente: {{ number }}", "Hola {{ customer_name }}:\n\n{{ seller_name }} "
-               "le pide que firme {{ number }}.\n\nÁbralo en nuestro portal: {{ link }}"),
+        "en": ('{% if mode == "acknowledge" %}Please acknowledge{% else %}Please sign{% endif %}'
+               ": {{ number }}",
+               "Hello {{ customer_name }},\n\n{{ seller_name }} asks you to "
+               '{% if mode == "acknowledge" %}read and acknowledge{% else %}sign{% endif %} '
+               "{{ number }}.\n\nOpen it on our portal: {{ link }}"),
+        "nl": ('{% if mode == "acknowledge" %}Te bevestigen{% else %}Te ondertekenen{% endif %}'
+               ": {{ number }}",
+               "Beste {{ customer_name }},\n\n{{ seller_name }} vraagt u {{ number }} te "
+               '{% if mode == "acknowledge" %}lezen en te bevestigen{% else %}ondertekenen'
+               "{% endif %}.\n\nOpen het op ons portaal: {{ link }}"),
+        "es": ('{% if mode == "acknowledge" %}Confirmación pendiente{% else %}Firma pendiente'
+               "{% endif %}: {{ number }}",
+               "Hola {{ customer_name }}:\n\n{{ seller_name }} le pide que "
+               '{% if mode == "acknowledge" %}lea y confirme{% else %}firme{% endif %} '
+               "{{ number }}.\n\nÁbralo en nuestro portal: {{ link }}"),
     },
     "notice": {
         "en": ("A message from {{ seller_name }}", "Hello {{ customer_name }},\n\n{{ text }}"
@@ -207,7 +217,7 @@ def render(message_type: str, language: str, parameters: dict[str, Any], *,
     if language not in texts:
         language = "en"
     subject_template, body_template = texts[language]
-    values = {"overdue": False, "text": "", **parameters}
+    values = {"overdue": False, "text": "", "mode": "sign", **parameters}
     kind = message_type
     if message_type == "reminder":
         values = {"fee": "", "total": "", "deadline": "", **values}

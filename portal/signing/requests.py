@@ -217,7 +217,7 @@ def send_request(session: Session, signer: Signer, *, reminder: int, actor: str,
                        parameters={"customer_name": signer.name or signer.email,
                                    "seller_name": _seller_name(request),
                                    "number": request.title, "link": link,
-                                   "reminder": reminder},
+                                   "reminder": reminder, "mode": request.mode.value},
                        link=link)
     summary = create_run(session, name=f"signature request {request.id}",
                          message_type=MESSAGE_TYPE, specs=[spec],

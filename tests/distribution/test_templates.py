@@ -100,3 +100,17 @@ def test_fallback_notice_comes_first_in_the_customer_language(language, start):
     assert notice.startswith(start)
     assert rendered.text.startswith(notice + "\n\n")
     assert rendered.html.count("<p>") == rendered.text.count("\n\n") + 1
+
+
+def test_a_request_to_acknowledge_never_asks_for_a_signature():
+    words = {"en": ("sign", "acknowledge"), "nl": ("ondertekenen", "bevestigen"),
+             "es": ("firme", "confirme")}
+    values = {"customer_name": "Ann", "seller_name": "Acme", "number": "Contract 7",
+              "link": "https://portal.example/s/1"}
+    for language, (sign, acknowledge) in words.items():
+        to_sign = render("signature_request", language, values)
+        to_read = render("signature_request", language, {**values, "mode": "acknowledge"})
+        assert sign in to_sign.text and acknowledge not in to_sign.text
+        assert acknowledge in to_read.text and sign not in to_read.text.replace(acknowledge, "")
+        assert to_read.subject != to_sign.subject
+        assert "Contract 7" in to_read.html

@@ -20,7 +20,7 @@ from distribution.templates import (
 VALUES = {"customer_name": "Ann <b>&amp; 'Peeters'", "seller_name": "{{ seller_name }}",
           "number": 12345, "amount": Decimal("120.15"), "due_date": None, "link": "https://x/?a=1&b=2",
           "text": "line one\n\nline {% two %}", "fee": "€ 7,50", "total": "", "deadline": "",
-          "overdue": False, "tone": 3}
+          "overdue": False, "tone": 3, "mode": "acknowledge"}
 
 
 def _sources():
