@@ -1,4 +1,6 @@
-"""document archive (reserved; filled in by the change that needs it)
+"""no schema change: reserved for the document archive, which needed none
+
+Kept so that a database already stamped 0018 stays on a known revision.
 
 Revision ID: 0018
 Revises: 0017
