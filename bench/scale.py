@@ -1,10 +1,12 @@
 """Scale test (issue 8): a million invoices for 200,000 customers on PostgreSQL.
 
-1. **Data**: the demo's template (200 customers, five months, PDFs rendered) is
+1. **Data**: the demo's template (200 customers, five months, UBL stored) is
    seeded through the product and multiplied inside PostgreSQL
    (:mod:`scale_data`) to ``--factor`` times its size: 1,000,000 invoices and
    200,000 customers by default. Emails carry the "review & pay" link without
-   attachments here (what attaching costs is bench/email_vs_smtplib.py's subject).
+   attachments and no e-invoice embeds its PDF here, so no PDF is rendered (what
+   rendering and attaching cost is bench/pdf_*.py's and bench/email_vs_smtplib.py's
+   subject); Peppol deliveries still read their stored UBL.
 2. **Planning**: one run over every issued invoice through
    :func:`portal.runs.create_document_run`, the path the ops console and the API
    take (recipients synced, pay links made, preferences resolved, deliveries and
@@ -61,9 +63,8 @@ from distribution.sqltypes import utcnow
 from portal.db import make_engine
 from portal.demo.seed import seed_demo
 from portal.migrate import upgrade
-from portal.models import DocumentKind, Invoice
+from portal.models import DocumentKind
 from portal.runs import RunSelection, create_document_run
-from portal.tasks import render_batch
 
 UNFINISHED = (DeliveryState.PENDING, DeliveryState.RELEASED, DeliveryState.SENDING)
 PUBLIC_URL = "http://127.0.0.1:5000"
@@ -116,18 +117,18 @@ def make_data(engine: sa.Engine, instance: Path, factor: int,
         seed_demo(session, instance, DatabaseStore(), customers=template_customers,
                   months=5)
         session.commit()
-        ids = list(session.scalars(sa.select(Invoice.id).order_by(Invoice.id)))
-    render_batch(sessionmaker(engine), DatabaseStore(), PUBLIC_URL, ids)
     with engine.begin() as connection:
         # Link-only emails (see the module docstring): every customer's choice kept,
         # the attachments dropped; customers without a choice get the default channels.
+        # No message then needs a PDF, so none is rendered (bench/pdf_*.py measure that).
         connection.execute(sa.text("UPDATE preferences SET email_attachments = '[]'"))
+        connection.execute(sa.text("UPDATE customers SET embed_pdf_in_ubl = false"))
         connection.execute(sa.text(
             "INSERT INTO preferences (recipient_id, message_type, channels, opted_out, "
             "email_attachments, updated_at) SELECT id, '*', '[\"email\", \"portal\"]', false, "
             "'[]', :now FROM recipients WHERE id NOT IN (SELECT recipient_id FROM preferences)"),
             {"now": utcnow()})
-    print(f"# template seeded and rendered in {time.perf_counter() - started:.0f} s",
+    print(f"# template seeded in {time.perf_counter() - started:.0f} s",
           file=sys.stderr)
     started = time.perf_counter()
     with engine.begin() as connection:
