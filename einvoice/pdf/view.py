@@ -23,6 +23,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from einvoice.creditor_reference import format_creditor_reference, is_valid_creditor_reference
 from einvoice.model import AllowanceCharge, Document, DocumentKind, Line, Party, PaymentMeans
 from einvoice.pdf.labels import LABELS, STATUSES, SUPPORTED_LANGUAGES, VAT_CATEGORIES, unit_name
+from einvoice.pdf.stack import stack, total_blocks, vat_columns
 
 __all__ = ["Formatter", "build_context", "resolve_language"]
 
@@ -31,6 +32,9 @@ __all__ = ["Formatter", "build_context", "resolve_language"]
 _DEFAULT_LOCALES = {"en": "en_IE", "nl": "nl_NL", "es": "es_ES"}
 _CREDIT_TRANSFER_CODES = frozenset({"30", "58"})
 _ONE = Decimal(1)
+# Characters that surely fit on one line of a stacked cell (see einvoice.pdf.stack):
+# document facts and payment values.
+_META_FITS, _PAYMENT_FITS = 26, 44
 
 
 @functools.lru_cache(maxsize=32)
@@ -275,22 +279,22 @@ def _payment(doc: Document, words: dict[str, str], fmt: Formatter) -> dict | Non
         if doc.due_date
         else words["pay_by_transfer_no_date"].format(amount=due)
     )
-    # (label, value, is a code): codes print in a monospaced font so that
-    # an IBAN or a reference is easy to copy by eye.
-    rows: list[tuple[str, str, bool]] = []
+    # Values print in a monospaced font so that an IBAN or a reference is easy
+    # to copy by eye (and all values of the stacked cell share one line height).
+    rows: list[tuple[str, str]] = []
     if means.iban and means.code in _CREDIT_TRANSFER_CODES:
-        rows.append((words["beneficiary"], beneficiary(doc, means), False))
-        rows.append(("IBAN", _group(means.iban), True))
+        rows.append((words["beneficiary"], beneficiary(doc, means)))
+        rows.append(("IBAN", _group(means.iban)))
         if means.bic:
-            rows.append(("BIC", means.bic, True))
+            rows.append(("BIC", means.bic))
     elif means.text:
         intro = means.text
     if means.payment_id:
         reference = means.payment_id
         if is_valid_creditor_reference(reference):
             reference = format_creditor_reference(reference.upper())
-        rows.append((words["payment_reference"], reference, True))
-    return {"intro": intro, "rows": rows}
+        rows.append((words["payment_reference"], reference))
+    return {"intro": intro, "rows": stack(rows, _PAYMENT_FITS)}
 
 
 def _status(status: str | None, language: str) -> dict | None:
@@ -329,6 +333,7 @@ def build_context(
     totals = doc.totals
     assert totals is not None
     is_credit = doc.kind is DocumentKind.CREDIT_NOTE
+    vat_rows = _vat_rows(doc, lang, fmt)
     return {
         "lang": lang,
         "locale": str(locale).replace("_", "-"),
@@ -338,12 +343,13 @@ def build_context(
         "number": doc.number,
         "seller": _party(doc.seller, locale),
         "buyer": _party(doc.buyer, locale),
-        "meta": _meta(doc, words, fmt),
+        "meta": stack(_meta(doc, words, fmt), _META_FITS),
         "lines": [_line(line, words, lang, fmt) for line in doc.lines],
-        "totals": _totals(doc, words, fmt),
+        "totals": total_blocks(_totals(doc, words, fmt)),
         "amount_due_label": words["amount_credited" if is_credit else "amount_due"],
         "amount_due": fmt.money(totals.payable),
-        "vat_rows": _vat_rows(doc, lang, fmt),
+        "vat_rows": vat_rows,
+        "vat_columns": vat_columns(vat_rows),
         "payment": _payment(doc, words, fmt),
         "status": _status(status, lang),
         "review_url": review_url,

@@ -305,7 +305,7 @@ def test_long_invoice_paginates_with_repeated_header(make_document, make_line, t
     for page in range(1, pages + 1):
         text = pdf_text(pdf, tmp_path, page)
         if "Consulting" in text:  # every page holding lines starts with their header
-            assert re.search(r"Description\s+Quantity\s+Unit price\s+VAT\s+Amount", text), page
+            assert re.search(r"Description\s+Quantity × price\s+VAT\s+Amount", text), page
         assert f"Page {page} of {pages}" in text
     assert "Consulting 500" in pdf_text(pdf, tmp_path, pages) or "Consulting 500" in pdf_text(
         pdf, tmp_path, pages - 1
