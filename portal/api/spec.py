@@ -86,7 +86,7 @@ class Operation:
                 for m in re.finditer(r"<(?:([a-z]+):)?([a-z_]+)>", self.rule)]
 
 
-MAX_ID = 2**63 - 1  # the largest integer SQLite takes as a parameter (a bigger one is a 500)
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: PostgreSQL refuses to compare with a bigger one
 OPERATIONS: dict[str, Operation] = {}
 # Schemas that operations refer to as #/components/schemas/<name>.
 COMPONENTS: dict[str, dict[str, Any]] = {}
@@ -114,8 +114,8 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
         @functools.wraps(view)
         def wrapper(**kwargs: Any):
             for name, converter in op.path_params:
-                # Flask's int converter takes any digits; no row has a larger id, and SQLite
-                # refuses to compare with one (an OverflowError: it was a 500).
+                # Flask's int converter takes any digits; no row has a larger id, and the
+                # databases refuse to compare with one (out of range: it was a 500).
                 if converter == "int" and kwargs[name] > MAX_ID:
                     raise ApiError(404, "not_found", f"No such {name}: identifiers are at most "
                                    f"{MAX_ID}; check the identifier.", name)
