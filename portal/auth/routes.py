@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, request, session, url_for
@@ -392,6 +393,11 @@ def register() -> Response | str | tuple[str, int]:
 
 def _safe_next(target: str | None) -> str | None:
     """Accept only a path on this site as the place to return to."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    # Browsers drop tabs and newlines from URLs, so "/\t/evil.example" would become
+    # "//evil.example" (another site); control characters also break the Location header.
+    if any(ord(char) < 32 or ord(char) == 127 for char in target):
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
