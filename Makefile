@@ -6,7 +6,7 @@ STAMP := $(VENV)/.herald-installed
 # The PostgreSQL run of the suite; each run works in a schema of its own.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-sqlite test-postgres lint vendor clean catalogs translations
+.PHONY: install demo test test-sqlite test-postgres lint audit vendor clean catalogs translations
 
 install: $(STAMP) static/vendor/.copied catalogs
 
@@ -70,6 +70,13 @@ test-postgres: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Known vulnerabilities in the installed dependencies (needs PyPI's vulnerability data or
+# OSV: not part of CI, which runs offline). --strict fails when a package could not be
+# checked, so an unreachable service is never reported as "no known vulnerabilities".
+audit: install
+	$(BIN)/pip install -q pip-audit
+	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable $(AUDIT_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache
