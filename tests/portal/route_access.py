@@ -81,8 +81,12 @@ ROUTES: dict[str, Access] = {
     "auth.accept_invitation": TOKEN, "auth.reset_password": TOKEN, "auth.magic_link": TOKEN,
     "preferences.verify_email": TOKEN, "signing.by_link": TOKEN,
     "signing.decline_by_link": TOKEN, "signing.document_by_link": TOKEN,
-    "pay.open_link": TOKEN, "pay.show": TOKEN, "pay.bank": TOKEN, "pay.start": TOKEN,
-    "pay.download_pdf": TOKEN, "pay.qr": TOKEN, "pay.recover": TOKEN,
+    # A pay link grants this browser its invoice; without the grant /pay/<pid> shows anyone
+    # the same "send me a new link" form, whether or not the invoice exists.
+    "pay.open_link": TOKEN, "pay.bank": TOKEN, "pay.start": TOKEN,
+    "pay.download_pdf": TOKEN, "pay.qr": TOKEN,
+    "pay.show": Access("token", note="without a grant: the same link-recovery form for all"),
+    "pay.recover": Access("token", note="the same answer whether or not the address matched"),
     # Any signed-in user's own account.
     "auth.sign_out": SIGNED_IN, "auth.security": SIGNED_IN, "auth.change_password": SIGNED_IN,
     "auth.end_device": SIGNED_IN, "auth.end_other_devices": SIGNED_IN,

@@ -26,6 +26,8 @@ SCOPES = ["read", "invoices:write", "payments:write", "customers:write", "suppor
 # Ids that match no row: role checks must refuse before the object is looked up.
 MISSING_ID = 987654
 # A real template, so the editor reaches its role check instead of a 404 for an unknown text.
+# Pay pages answering a browser without a pay-link grant: the link-recovery form, for anyone.
+RECOVERY_FORMS = {"pay.show", "pay.recover"}
 TEMPLATE = {"kind": "invoice", "part": "email_subject", "language": "en"}
 
 
@@ -209,5 +211,20 @@ def test_every_form_post_without_a_csrf_token_is_refused(app, client, people):
                   "signed-in": customer_client}.get(access.kind, anonymous)
         response = _call(caller, method, _url(rule), data={})
         if response.status_code != 400:
+            wrong.append(f"{_where(rule, method)} -> {response.status_code}")
+    assert not wrong, wrong
+
+
+def test_token_links_with_a_made_up_token_reveal_nothing(app, client, people, no_csrf):
+    no_csrf()
+    wrong = []
+    for rule, method, endpoint in _rules(app):
+        if ROUTES[endpoint].kind != "token":
+            continue
+        response = _call(client, method, _url(rule), data={})
+        if endpoint in RECOVERY_FORMS and response.status_code in (200, 422) \
+                and b'name="email"' in response.data and b"INV-" not in response.data:
+            continue  # the same "send me a new link" form for anyone, known invoice or not
+        if response.status_code not in (404, 410):
             wrong.append(f"{_where(rule, method)} -> {response.status_code}")
     assert not wrong, wrong
