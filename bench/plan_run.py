@@ -24,12 +24,14 @@ Prints ``BENCH <name> <value> <unit>`` lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -190,17 +192,23 @@ def main(argv: list[str] | None = None) -> None:
             run_bench(f"sqlite:///{folder}/bench.sqlite3", args.recipients, args.messages,
                       args.wave_size, args.verify)
         return
-    schema = f"herald_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(args.url)
+    with own_schema(args.url) as url:
+        run_bench(url, args.recipients, args.messages, args.wave_size, args.verify)
+
+
+@contextlib.contextmanager
+def own_schema(url: str, prefix: str = "herald_bench") -> Iterator[str]:
+    """A PostgreSQL schema of the benchmark's own: yields a URL that works in it, then drops it."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url)
     with admin.begin() as connection:
         connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     admin.dispose()
     try:
-        url = sa.make_url(args.url).update_query_dict({"options": f"-csearch_path={schema}"})
-        run_bench(url.render_as_string(hide_password=False), args.recipients, args.messages,
-                  args.wave_size, args.verify)
+        yield (sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+               .render_as_string(hide_password=False))
     finally:
-        drop_schema(args.url, schema)
+        drop_schema(url, schema)
 
 
 def drop_schema(url: str, schema: str, attempts: int = 30) -> None:

@@ -45,16 +45,15 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plan_run import DEFAULT_URL, drop_schema, server_cpu_reader  # bench/ is on sys.path
+from plan_run import DEFAULT_URL, own_schema, server_cpu_reader  # bench/ is on sys.path
 from scale_data import multiply
 from scale_load import load_portal, sign_ins
-from send_throughput import dispatcher_process, own_backends, process_cpu
+from send_throughput import dispatcher_process, own_backends, process_cpu, worker_process
 
-from distribution.channels.base import ChannelName, OutgoingMessage, Receipt
 from distribution.deliveries import Delivery, DeliveryState
 from distribution.documents import DatabaseStore
 from distribution.events import Event, verify_chain
@@ -68,45 +67,6 @@ from portal.runs import RunSelection, create_document_run
 
 UNFINISHED = (DeliveryState.PENDING, DeliveryState.RELEASED, DeliveryState.SENDING)
 PUBLIC_URL = "http://127.0.0.1:5000"
-
-
-class NullChannel:
-    """A channel whose ``send`` accepts the message at once."""
-
-    def __init__(self, name: ChannelName) -> None:
-        self.name = name
-
-    def send(self, message: OutgoingMessage) -> Receipt:
-        """Accept the message without sending it anywhere."""
-        return Receipt(provider_message_id=f"<{message.idempotency_key}@null>")
-
-
-def worker_process(url: str, tasks: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
-    """Run the registered send tasks on what the dispatcher enqueues, all channels null."""
-    import queue
-
-    from huey import MemoryHuey
-
-    from distribution.sending import Sender
-    from distribution.worker import register_tasks
-
-    engine = make_engine(url)
-    with engine.connect() as connection:  # connected (and counted) before the clock starts
-        connection.exec_driver_sql("SELECT 1")
-    make_session = sessionmaker(engine, expire_on_commit=False)
-    channels = {name: NullChannel(name) for name in ChannelName}
-    registered = register_tasks(MemoryHuey("scale"), make_session,
-                                lambda: Sender(make_session, channels, DatabaseStore()))
-    while not stop.is_set():
-        try:
-            work = tasks.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if isinstance(work, list):
-            registered.send_batch.call_local(work)
-        else:
-            registered.send.call_local(work)
-    engine.dispose()
 
 
 def make_data(engine: sa.Engine, instance: Path, factor: int,
@@ -178,7 +138,7 @@ def send_wave(url: str, engine: sa.Engine, wave_id: int, sequence: int, workers:
               .render_as_string(hide_password=False))
     context = multiprocessing.get_context("spawn")
     tasks, stop, go = context.Queue(), context.Event(), context.Event()
-    processes = [context.Process(target=worker_process, args=(tagged, tasks, stop))
+    processes = [context.Process(target=worker_process, args=(tagged, tasks, stop, False, True))
                  for _ in range(workers)]
     dispatcher = context.Process(target=dispatcher_process, args=(tagged, tasks, stop, go, 100))
     for process in [*processes, dispatcher]:
@@ -265,18 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is missing: apt-get install wrk")
-    schema = f"herald_scale_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(args.url)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    admin.dispose()
-    try:
-        url = sa.make_url(args.url).update_query_dict({"options": f"-csearch_path={schema}"})
-        run(url.render_as_string(hide_password=False), args.factor, args.template_customers,
+    with own_schema(args.url, prefix="herald_scale") as url:
+        run(url, args.factor, args.template_customers,
             [int(n) for n in args.workers.split(",")], args.web_workers, args.users,
             args.seconds, args.think_ms)
-    finally:
-        drop_schema(args.url, schema)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plan_run import DEFAULT_URL, drop_schema  # bench/ is on sys.path when run as a script
+from plan_run import DEFAULT_URL, own_schema  # bench/ is on sys.path when run as a script
 
 from distribution.channels.base import ChannelName, OutgoingMessage, Receipt
 from distribution.deliveries import Delivery, DeliveryState
@@ -78,7 +78,8 @@ HUGE_RATE_PER_MINUTE = 60_000_000.0  # a million per second: the machine is the 
 class NullChannel:
     """A channel whose ``send`` returns at once."""
 
-    name = ChannelName.EMAIL
+    def __init__(self, name: ChannelName = ChannelName.EMAIL) -> None:
+        self.name = name
 
     def send(self, message: OutgoingMessage) -> Receipt:
         """Accept the message without sending it anywhere."""
@@ -167,8 +168,11 @@ def cache_compiled_templates() -> None:
 
 
 def worker_process(url: str, tasks: multiprocessing.Queue, stop: multiprocessing.Event,
-                   cache_templates: bool) -> None:
-    """Run the registered send task on whatever the dispatcher enqueued."""
+                   cache_templates: bool = False, every_channel: bool = False) -> None:
+    """Run the registered send task on whatever the dispatcher enqueued.
+
+    The email channel is null; with ``every_channel`` all five are.
+    """
     from huey import MemoryHuey
 
     from distribution.worker import register_tasks
@@ -180,8 +184,10 @@ def worker_process(url: str, tasks: multiprocessing.Queue, stop: multiprocessing
     with engine.connect() as connection:  # connected before the clock starts
         connection.exec_driver_sql("SELECT 1")
     make_session = sessionmaker(engine, expire_on_commit=False)
+    channels = {name: NullChannel(name)
+                for name in (ChannelName if every_channel else [ChannelName.EMAIL])}
     registered = register_tasks(MemoryHuey("bench"), make_session, lambda: Sender(
-        make_session, {ChannelName.EMAIL: NullChannel()}, DatabaseStore()))
+        make_session, channels, DatabaseStore()))
     while not stop.is_set():
         try:
             work = tasks.get(timeout=0.1)
@@ -317,18 +323,9 @@ def main(argv: list[str] | None = None) -> None:
             intact = run_bench(f"sqlite:///{folder}/bench.sqlite3", "sqlite", args.deliveries,
                                args.workers, args.batch_size, args.cache_templates)
         raise SystemExit(0 if intact else 1)
-    schema = f"herald_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(args.url)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    admin.dispose()
-    try:
-        url = sa.make_url(args.url).update_query_dict({"options": f"-csearch_path={schema}"})
-        intact = run_bench(url.render_as_string(hide_password=False), "postgresql",
-                           args.deliveries, args.workers, args.batch_size,
+    with own_schema(args.url) as url:
+        intact = run_bench(url, "postgresql", args.deliveries, args.workers, args.batch_size,
                            args.cache_templates)
-    finally:
-        drop_schema(args.url, schema)
     raise SystemExit(0 if intact else 1)
 
 

@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plan_run import DEFAULT_URL, drop_schema  # bench/ is on sys.path when run as a script
+from plan_run import DEFAULT_URL, own_schema  # bench/ is on sys.path when run as a script
 
 from distribution import dispatcher
 from distribution.channels.base import ChannelName
@@ -160,17 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="herald-bench-") as folder:
             ok = run_bench(f"sqlite:///{folder}/bench.sqlite3", args.recipients, args.minutes)
         return 0 if ok else 1
-    schema = f"herald_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(args.url)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    admin.dispose()
-    try:
-        url = sa.make_url(args.url).update_query_dict({"options": f"-csearch_path={schema}"})
-        ok = run_bench(url.render_as_string(hide_password=False), args.recipients,
-                       args.minutes)
-    finally:
-        drop_schema(args.url, schema)
+    with own_schema(args.url) as url:
+        ok = run_bench(url, args.recipients, args.minutes)
     return 0 if ok else 1
 
 
