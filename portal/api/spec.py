@@ -226,7 +226,7 @@ def validated_query(op: Operation) -> dict[str, Any]:
                 raise ApiError(422, "invalid_type", f"{param.name} must be a whole number.",
                                param.name)
             value: Any = int(raw)
-            low, high = param.schema.get("minimum"), param.schema.get("maximum")
+            low, high = param.schema.get("minimum"), param.schema.get("maximum", MAX_ID)
             if (low is not None and value < low) or (high is not None and value > high):
                 raise ApiError(422, "invalid_value", f"{param.name} must be between {low} and "
                                f"{high}.", param.name)
@@ -262,7 +262,9 @@ def _operation_object(op: Operation) -> dict[str, Any]:
                            if converter == "int" else {"type": "string"}})
     for param in op.query:
         parameters.append({"name": param.name, "in": "query", "required": param.required,
-                           "description": param.description, "schema": param.schema})
+                           "description": param.description,
+                           "schema": {"maximum": MAX_ID, **param.schema}
+                           if param.schema.get("type") == "integer" else param.schema})
     if op.method in ("POST", "PATCH") and op.auth != "none":
         parameters.append({
             "name": "Idempotency-Key", "in": "header", "required": False,
