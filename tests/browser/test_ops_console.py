@@ -1,6 +1,7 @@
-"""The ops console in a real browser: plan and start a run and watch its live view move, find a
-delivery in the log and read the invoice's trail, retry a failure, look a caller up, and the
-admins' settings page with a real test email. Each page is checked with axe-core on a desktop
+"""The ops console in a real browser: plan and start a run and watch its live view move, pause
+and resume a running wave, find a delivery in the log, read the invoice's trail and export the
+log as CSV, retry a failure, look a caller up, and the admins' settings page with a real test
+email. Each page is checked with axe-core on a desktop
 and a (dark) phone, with screenshots under test-artifacts/browser/.
 
 The live server runs no dispatcher or worker; where a test needs the engine it runs one
@@ -14,6 +15,7 @@ import dataclasses
 import re
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import pyotp
 import sqlalchemy as sa
@@ -305,3 +307,60 @@ def _settings_flow(tab: Tab, live_server, smtp_peer) -> None:
     tab.check("settings-test-sent")
     assert target in {m.rcpt_tos[0] for m in smtp_peer.messages}
     assert page.evaluate("() => window.sameDocument === true")  # htmx swapped it in place
+
+
+def test_operator_pauses_and_resumes_a_running_wave(tab: Tab, live_server, smtp_peer):
+    issued = date(2024, 7, 1) if tab.viewport == "desktop" else date(2024, 7, 2)
+    number = f"pause-{tab.viewport}"
+    numbers = _customer(live_server, number, issued, 2)
+    run_id = _sent_run(live_server, issued)
+    page = tab.page
+    tab.sign_in(_staff(live_server, Role.BILLING_OPERATOR, f"ops-pause-{tab.viewport}@example.com"))
+    tab.check("ops-overview")  # where staff land
+    tab.goto(f"/ops/runs/{run_id}")
+    live = page.locator("#live")
+    expect(live.locator("article.wave .state")).to_have_text("Running")
+    live.get_by_label("Reason for pausing").fill("complaint spike on the phones")
+    live.get_by_role("button", name="Pause").click()
+    page.wait_for_load_state()
+    expect(live.locator("article.wave .state")).to_have_text("Paused")
+    expect(live).to_contain_text("Paused: complaint spike on the phones")
+    tab.check("wave-paused")
+    assert _engine_step(live_server, smtp_peer) == 0  # a paused wave releases nothing
+    assert smtp_peer.messages == []
+    live.get_by_role("button", name="Resume").click()
+    page.wait_for_load_state()
+    expect(live.locator("article.wave .state")).to_have_text("Running")
+    expect(live.get_by_text(re.compile(r"0 of \d+ deliveries done"))).to_be_visible()
+    assert _engine_step(live_server, smtp_peer) > 0
+    # Left alone, the live view shows the wave going out and finishing.
+    expect(live.get_by_text(re.compile(r"(\d+) of \1 deliveries done"))).to_be_visible(
+        timeout=LIVE_TIMEOUT_MS)
+    tab.check("wave-resumed")
+    assert len(smtp_peer.messages) == len(numbers)
+
+
+def test_support_exports_the_delivery_log_as_csv(tab: Tab, live_server, smtp_peer):
+    issued = date(2024, 8, 1) if tab.viewport == "desktop" else date(2024, 8, 2)
+    number = f"csv-{tab.viewport}"
+    [invoice_number] = _customer(live_server, number, issued, 1)
+    _sent_run(live_server, issued)
+    _engine_step(live_server, smtp_peer)
+    page = tab.page
+    tab.sign_in(_staff(live_server, Role.SUPPORT_AGENT, f"agent-csv-{tab.viewport}@example.com"))
+    tab.check("ops-overview")  # where staff land
+    tab.goto("/ops/log")
+    tab.check("log-before-export")
+    page.get_by_label("Invoice number").fill(invoice_number)
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("table")).to_contain_text(f"{number}@example.com")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export all results as CSV").click()
+    exported = download.value
+    assert exported.suggested_filename.endswith(".csv")
+    text = Path(exported.path()).read_text(encoding="utf-8-sig")
+    header, *rows = text.splitlines()
+    assert "channel" in header.lower() and rows
+    assert all(invoice_number in row for row in rows)
+    assert any(f"{number}@example.com" in row and "sent" in row.lower() for row in rows)
+    tab.check("log-exported")

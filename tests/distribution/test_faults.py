@@ -167,7 +167,8 @@ def test_the_database_restarted_mid_wave(fault_db, peer, processes):
     started = time.monotonic()
     _, make_session = fault_db
     count = 60
-    seed_wave(make_session, count, rate_per_minute=600)
+    # Two a second: when 20 have gone out, 40 need another 20 s, longer than a restart takes.
+    seed_wave(make_session, count, rate_per_minute=120)
     peer.slow_down(0.05)
     # A send task that meets the database down is lost; its delivery waits out this lease.
     processes.env["HERALD_RELEASE_LEASE_SECONDS"] = "4"
@@ -175,10 +176,10 @@ def test_the_database_restarted_mid_wave(fault_db, peer, processes):
                                  "--reconcile-every", "1")
     worker = processes.start("worker", "worker", "--workers", "2")
 
-    wait_for(lambda: len(peer.messages) >= 20, 40, "20 messages at the peer", processes)
-    downtime = restart_postgres()
+    wait_for(lambda: len(peer.messages) >= 20, 60, "20 messages at the peer", processes)
     sent_before_restart = len(peer.messages)
-    wait_for(lambda: all_final(make_session, count), 60, "every delivery final", processes)
+    downtime = restart_postgres()
+    wait_for(lambda: all_final(make_session, count), 120, "every delivery final", processes)
     survived = dispatcher.poll() is None and worker.poll() is None
     processes.stop_all()
     assert survived, processes.all_logs()
