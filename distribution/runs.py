@@ -8,7 +8,6 @@ already exists for the same subject is not created again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -159,24 +158,6 @@ class _RunRecipient:
     addresses: dict[ChannelName, int]  # the working address per channel, by id
 
 
-@contextlib.contextmanager
-def _index_lookups(session: Session) -> Iterator[None]:
-    """Look rows up by index on PostgreSQL, whatever the table's statistics say.
-
-    Within a run's transaction the messages table holds tens of thousands of rows the
-    statistics have not seen; believing it nearly empty, the planner scans it whole once
-    per looked-up key, and a run over 100,000 documents spent minutes there.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        yield
-        return
-    session.execute(sa.text("SET LOCAL enable_seqscan = off"))
-    try:
-        yield
-    finally:
-        session.execute(sa.text("SET LOCAL enable_seqscan = on"))
-
-
 class _RunBuilder:
     """Adds chunks of specs to a run; waves are created as deliveries fill them.
 
@@ -202,10 +183,9 @@ class _RunBuilder:
     def add(self, specs: list[MessageSpec]) -> None:
         """Create the messages, deliveries and events of one chunk of specs."""
         session, message_type = self.session, self.message_type
-        with _index_lookups(session):
-            existing = set(session.scalars(sa.select(Message.subject_key).where(
-                Message.message_type == message_type,
-                among(session, Message.subject_key, {spec.subject_key for spec in specs}))))
+        existing = set(session.scalars(sa.select(Message.subject_key).where(
+            Message.message_type == message_type,
+            among(session, Message.subject_key, {spec.subject_key for spec in specs}))))
         recipients = self.recipients
         self._load_recipients({spec.recipient_key for spec in specs} - recipients.keys())
         new: list[MessageSpec] = []
