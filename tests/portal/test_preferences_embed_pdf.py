@@ -72,7 +72,8 @@ def test_the_form_needs_its_csrf_token(client, session, customers):
 
 
 def _header_token(client, url: str) -> str:
-    return re.search(rb'"X-CSRFToken": "([^"]+)"', client.get(url, follow_redirects=True).data).group(1).decode()
+    page = client.get(url, follow_redirects=True).data
+    return re.search(rb'"X-CSRFToken": "([^"]+)"', page).group(1).decode()
 
 
 def test_another_customer_cannot_change_it(app, client, session, customers):
