@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from distribution.models import Base
+from distribution.sealing import SealedString
 from distribution.sqltypes import UTCDateTime, enum_column, utcnow
 
 
@@ -49,7 +50,7 @@ class WebhookEndpoint(Base):
     event_types: Mapped[list[str]] = mapped_column(sa.JSON)
     format: Mapped[WebhookFormat] = mapped_column(enum_column(WebhookFormat, 16),
                                                   default=WebhookFormat.HERALD)
-    secret: Mapped[str] = mapped_column(sa.String(100))
+    secret: Mapped[str] = mapped_column(SealedString(255, "webhook"))  # sealed at rest
     enabled: Mapped[bool] = mapped_column(default=True)
     # Events up to this id were logged before the endpoint existed: it gets only later ones.
     after_event_id: Mapped[int] = mapped_column(sa.BigInteger, default=0)

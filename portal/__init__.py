@@ -8,8 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 
+from distribution import sealing
 from portal import db, proxy, security_headers
 from portal.config import Settings
 from portal.extensions import csrf, htmx, login_manager
@@ -20,7 +21,7 @@ SETTING_PREFIXES = (
     "DATABASE_URL", "SECRET_KEY", "HUEY_URL", "EINVOICE_", "HERALD_", "SESSION_LIFETIME_",
     "IMPORT_", "DOCUMENT_STORE", "MAIL_", "SMTP_", "DKIM_", "VAPID_", "WEB_PUSH_", "FCM_",
     "PEPPOL_", "SIGNING_", "STRIPE_", "PAY_LINK_", "SIGN_IN_", "METRICS_", "RETENTION_",
-    "TRUSTED_PROXIES", "PROXY_FIX_",
+    "TRUSTED_PROXIES", "PROXY_FIX_", "OIDC_", "REFUND_",
 )
 
 
@@ -43,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         HERALD=settings,
         SECRET_KEY=settings.secret_key,
+        SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
@@ -52,6 +54,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(config)
 
+    # Secrets at rest: sealed with this app's key, opened with any key this process knows.
+    app.extensions["herald_keyring"] = sealing.install(
+        settings.secret_key, settings.secret_key_fallbacks, current=_app_keyring)
     db.init_app(app, settings.database_url)
     proxy.init_app(app, settings.proxy)  # behind a reverse proxy: the real client address
     csrf.init_app(app)
@@ -89,3 +94,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_commands(app)
     return app
+
+
+def _app_keyring() -> sealing.Keyring | None:
+    """The keyring of the app at work, if any (see distribution.sealing)."""
+    return current_app.extensions.get("herald_keyring") if has_app_context() else None

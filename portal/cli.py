@@ -13,12 +13,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from distribution.sealing import reseal_columns
 from portal import create_app
 from portal.db import get_database
 from portal.migrate import check as check_schema
 from portal.migrate import current_revision, head_revision, upgrade
 from portal.proxy import waitress_options
 from portal.queue import get_huey, get_tasks
+from portal.tasks import use_render_pool
 
 
 def main() -> None:
@@ -98,7 +100,11 @@ def run_consumer(app: Flask, *, workers: int = 2, worker_type: str = "thread") -
     huey = get_huey(app)
     consumer = huey.create_consumer(workers=workers, worker_type=worker_type, periodic=True)
     get_tasks(app).heartbeat()  # shows the worker on /healthz at once, not after a minute
-    consumer.run()
+    pool = use_render_pool(app, processes=workers)  # PDFs in recycled child processes
+    try:
+        consumer.run()
+    finally:
+        pool.close()
 
 
 def serve_in_background(app: Flask, host: str, port: int) -> threading.Thread:
@@ -141,6 +147,39 @@ def db_upgrade(revision: str) -> None:
         click.echo(f"Database already at {after}.")
     else:
         click.echo(f"Database upgraded from {before or '(empty)'} to {after}.")
+    if after == head_revision():
+        _echo_resealed(reseal_secrets())  # values stored before sealing existed
+
+
+@db_group.command("reseal")
+@with_appcontext
+def db_reseal() -> None:
+    """Seal every stored secret under the current SECRET_KEY (after rotating it).
+
+    Values sealed under a key in SECRET_KEY_FALLBACKS are sealed again under
+    SECRET_KEY; once this has run, the old key can leave SECRET_KEY_FALLBACKS.
+    """
+    ensure_schema_current()
+    _echo_resealed(reseal_secrets())
+
+
+def reseal_secrets() -> dict[str, int]:
+    """Seal, under the primary key, every secret column value that is not; counts by column."""
+    from distribution.webhook_models import WebhookEndpoint
+    from portal.models.api import IdempotencyRecord
+    from portal.models.users import User
+
+    with get_database().session_scope() as session:
+        return reseal_columns(session, [User.totp_secret, WebhookEndpoint.secret,
+                                        IdempotencyRecord.response_body])
+
+
+def _echo_resealed(counts: dict[str, int]) -> None:
+    for column, count in counts.items():
+        if count:
+            click.echo(f"Sealed {count} stored value(s) of {column} under the current key.")
+    if not any(counts.values()):
+        click.echo("Every stored secret is sealed under the current key.")
 
 
 @db_group.command("check")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -56,6 +57,9 @@ class Settings:
     # task, and how long one send may take, before the reconciler takes it back.
     release_lease_seconds: int = 300
     send_lease_seconds: int = 120
+    # A worker renders PDFs in child processes, each replaced after this many documents
+    # (the memory WeasyPrint's C libraries keep goes back with it; portal.render_pool).
+    pdf_documents_per_process: int = 1000
     # Signing: a PKCS#12 key for PAdES signatures on signed PDFs (none: certificate page
     # only), and how often the current signer is reminded and when a request expires.
     signing_key_file: Path | None = None
@@ -91,11 +95,16 @@ class Settings:
     # Behind a reverse proxy: which peers are proxies and how many hops set each
     # X-Forwarded-* header (portal.proxy).
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    # Earlier secret keys, still accepted while a new SECRET_KEY is rolled out (Flask's
+    # session cookies and sealed database secrets, see distribution.sealing).
+    secret_key_fallbacks: tuple[str, ...] = field(default=(), repr=False)
     # Data lifecycle: years issued documents and evidence are kept, by default and per
-    # country ("BE=7,NL=7,DE=10"); operational logs' days.
+    # country ("BE=7,NL=7,DE=10"); operational logs' days; finished outbound webhook
+    # deliveries' days.
     retention_years: int = 7
     retention_years_by_country: tuple[tuple[str, int], ...] = ()
     operational_log_days: int = 90
+    webhook_delivery_days: int = 90
     # Staff sign-in through the company's OpenID Connect provider (None: off).
     oidc: OidcSettings | None = None
     # Refund and credit requests up to this amount (in the seller's currency) are approved
@@ -118,6 +127,9 @@ class Settings:
             instance_path=instance_path,
             database_url=env.get("DATABASE_URL") or default_database_url(instance_path),
             secret_key=env.get("SECRET_KEY") or persisted_secret_key(instance_path),
+            secret_key_fallbacks=tuple(
+                key.strip() for key in (env.get("SECRET_KEY_FALLBACKS") or "").split(",")
+                if key.strip()),
             huey_url=env.get("HUEY_URL") or None,
             einvoice_rules_dir=Path(rules) if rules else None,
             document_store=_document_store(env),
@@ -135,6 +147,8 @@ class Settings:
             peppol_api_token=env.get("PEPPOL_API_TOKEN") or None,
             release_lease_seconds=_positive_int(env, "HERALD_RELEASE_LEASE_SECONDS", 300),
             send_lease_seconds=_positive_int(env, "HERALD_SEND_LEASE_SECONDS", 120),
+            pdf_documents_per_process=_positive_int(env, "HERALD_PDF_DOCUMENTS_PER_PROCESS",
+                                                    1000),
             pay_link_days_after_due=_pay_link_days(env),
             payment_providers=_payment_providers(env),
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
@@ -160,6 +174,7 @@ class Settings:
             retention_years=_positive_int(env, "RETENTION_YEARS", 7),
             retention_years_by_country=_retention_by_country(env),
             operational_log_days=_positive_int(env, "RETENTION_OPERATIONAL_LOG_DAYS", 90),
+            webhook_delivery_days=_positive_int(env, "RETENTION_WEBHOOK_DELIVERY_DAYS", 90),
             oidc=_oidc(env),
             refund_auto_approve_limit=_amount(env, "REFUND_AUTO_APPROVE_LIMIT", "50.00"),
         )
@@ -189,21 +204,38 @@ def persisted_secret_key(instance_path: Path) -> str:
 
     A constant key in the code would let anyone forge sessions on every install,
     so a fresh one is generated per instance and kept across restarts.
+
+    Several processes (web, worker, dispatcher) may start at the same moment on a new
+    instance. The key is written to a private file first and then linked into place,
+    which succeeds for exactly one of them, so none can read a file another has
+    created but not yet written; the losers read the winner's key.
     """
     path = instance_path / SECRET_KEY_FILE
     try:
-        key = path.read_text().strip()
-        if key:
-            return key
+        return _read_secret_key(path)
     except FileNotFoundError:
         pass
-    key = secrets.token_urlsafe(48)
+    instance_path.mkdir(parents=True, exist_ok=True)
+    fd, draft = tempfile.mkstemp(dir=instance_path, prefix=".secret_key-")  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process started at the same moment and won
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:  # another process started at the same moment and won
+            pass
+    finally:
+        os.unlink(draft)
+    return _read_secret_key(path)
+
+
+def _read_secret_key(path: Path) -> str:
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigError(f"the secret key file {path} is empty: delete it so that Herald "
+                          "makes a new one (signed-in sessions end), or set SECRET_KEY")
     return key
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from distribution.sealing import SealedText
 from portal.models.base import Base, UTCDateTime, utcnow
 
 
@@ -73,7 +74,8 @@ class IdempotencyRecord(Base):
     path: Mapped[str] = mapped_column(sa.String(500))
     state: Mapped[str] = mapped_column(sa.String(16), default="in_progress")  # or "done"
     response_status: Mapped[int | None] = mapped_column()
-    response_body: Mapped[str | None] = mapped_column(sa.Text)
+    # Sealed at rest: a replayed answer may hold a secret shown once (a webhook endpoint's).
+    response_body: Mapped[str | None] = mapped_column(SealedText("idempotent response"))
     response_location: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

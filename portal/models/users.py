@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from distribution.sealing import SealedString
 from portal.models.base import Base, UTCDateTime, enum_column, utcnow
 from portal.models.customers import Customer
 
@@ -45,7 +46,7 @@ class User(UserMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Optional second factor (TOTP). The last accepted time step stops a code being replayed.
-    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_secret: Mapped[str | None] = mapped_column(SealedString(255, "totp"))  # sealed at rest
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_last_counter: Mapped[int | None] = mapped_column(sa.BigInteger)
 

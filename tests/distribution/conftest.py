@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from distribution import sealing
 from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState
 from distribution.preferences import ensure_message_types
@@ -25,6 +26,13 @@ from portal.migrate import upgrade
 
 PUSH_SUBSCRIPTION = ('{"endpoint": "https://push.example/abc", "keys": {"p256dh": "x", '
                      '"auth": "y"}}')
+
+
+@pytest.fixture(autouse=True, scope="session")
+def sealing_key() -> None:
+    """The engine's tests run without the app factory, which installs the sealing key in
+    every Herald process (webhook endpoints' signing keys are sealed at rest)."""
+    sealing.install("the distribution tests' secret key")
 
 
 class Clock:
