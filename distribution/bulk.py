@@ -25,15 +25,56 @@ def among(session: Session, column: sa.ColumnElement,
     """``column IN values`` for thousands of values.
 
     PostgreSQL gets ``column IN (SELECT unnest(:array))``: one parameter instead of
-    thousands to render and parse, and a plan of index lookups even when the
-    table's statistics are stale (``= ANY(:array)`` on a table the planner
+    thousands to render and parse (``= ANY(:array)`` on a table the planner
     believes tiny becomes a scan comparing every row with every value). SQLite
     (up to 32,766 parameters) gets ``IN``, which it looks up in the index.
+
+    The planner may still loop over the table and compare each row with every
+    value when it underestimates the table (rows this transaction added, or a
+    plan prepared while the table was small): use :func:`present` for a table
+    that grows while it is being looked up.
     """
     if session.get_bind().dialect.name == "postgresql":
         array = sa.bindparam(None, list(values), type_=ARRAY(column.type))
         return column.in_(sa.select(sa.func.unnest(array)).scalar_subquery())
     return column.in_(list(values))
+
+
+def present(session: Session, column: sa.ColumnElement, values: Collection[Any],
+            *criteria: sa.ColumnElement[bool]) -> set[Any]:
+    """Which of ``values`` occur in ``column`` among the rows matching ``criteria``.
+
+    On PostgreSQL each value is looked up by itself, so the work is one index probe
+    per value however large the table is and whatever its statistics say. Within a
+    run's transaction the messages table grows by thousands of rows the statistics
+    have not seen, and a plan for ``IN (SELECT unnest(...))`` could then read every
+    message once per looked-up value: 13 to 20 s per chunk. The statement is never
+    prepared, so it is planned afresh for the table as it is each time: a plan
+    prepared while the table was small (psycopg prepares a statement on its fifth
+    run, and the server then keeps one generic plan) would scan it whole per value.
+    Needs an index on ``column`` together with the columns ``criteria`` fix by
+    equality. SQLite gets ``IN``, which it looks up in the index.
+    """
+    if not values:
+        return set()
+    if session.get_bind().dialect.name != "postgresql":
+        return set(session.scalars(sa.select(column).where(column.in_(list(values)),
+                                                           *criteria)))
+    wanted = sa.func.unnest(sa.bindparam(None, list(values), type_=ARRAY(column.type))
+                            ).table_valued("value").render_derived(name="wanted")
+    # LATERAL makes the look-up depend on each value, so it cannot become a join that
+    # reads the whole table; LIMIT keeps the planner from flattening it into one.
+    match = (sa.select(column.label("value")).where(column == wanted.c.value, *criteria)
+             .limit(1).lateral("match"))
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = None  # planned afresh each time (see above)
+    try:
+        return set(connection.execute(sa.select(match.c.value).select_from(wanted)
+                                      .join(match, sa.true())).scalars())
+    finally:
+        driver.prepare_threshold = threshold
 
 
 def id_value_pairs(ids: Sequence[int], values: Sequence[Any],
@@ -54,11 +95,15 @@ def allocate_ids(session: Session, table: sa.Table, count: int) -> list[int]:
         return []
     session.flush()
     if session.get_bind().dialect.name == "postgresql":
+        # The sequence is looked up once: pg_get_serial_sequence inside the select would
+        # search the catalogue for every id, ten times the cost of nextval itself.
+        sequence = session.scalar(sa.text(
+            "SELECT pg_get_serial_sequence(:table, 'id')::regclass::oid"), {"table": table.name})
         # One row holding them all: fetching thousands of rows costs more than the ids.
         return sorted(session.scalar(
-            sa.text("SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) "
+            sa.text("SELECT array_agg(nextval(CAST(:sequence AS oid)::regclass)) "
                     "FROM generate_series(1, :count)"),
-            {"table": table.name, "count": count}))
+            {"sequence": sequence, "count": count}))
     # SQLite hands out max(id) + 1 itself; the transaction holds the write lock, so no
     # other writer can take these ids meanwhile.
     last = session.scalar(sa.select(sa.func.max(table.c.id))) or 0

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from distribution.deliveries import Delivery, DeliveryState, Message, delivery_key
+from distribution.deliveries import Delivery, DeliveryState, Message, delivery_key, transition
 from distribution.events import NewEvent, record_event, record_events
 from distribution.feedback import steer_wave
 from distribution.recipients import Recipient
@@ -209,13 +209,39 @@ def tick(make_session: sessionmaker[Session], enqueue: Callable[[int], None], *,
         if ids:
             result.released[wave_id] = ids
             # Only after commit: the database is the truth.
-            if enqueue_batch is not None:
-                for batch in send_batches(ids, batch_size):
-                    enqueue_batch(batch)
-            else:
-                for delivery_id in ids:
-                    enqueue(delivery_id)
+            _enqueue_or_return(make_session, ids, enqueue, enqueue_batch, batch_size)
     return result
+
+
+def _enqueue_or_return(make_session: sessionmaker[Session], ids: list[int],
+                       enqueue: Callable[[int], None],
+                       enqueue_batch: Callable[[list[int]], None] | None,
+                       batch_size: int | None) -> None:
+    """Enqueue the send tasks of ``ids``; when the task queue refuses, put back the rest.
+
+    Without this, deliveries released while the queue (Redis) is down would sit out
+    their release lease before the reconciler returns them. Returning them at once is
+    safe even if a refused push did reach the queue: a send task only claims deliveries
+    still ``released``, and one released again later is claimed by one task only.
+    """
+    batches = (send_batches(ids, batch_size) if enqueue_batch is not None
+               else [[delivery_id] for delivery_id in ids])
+    for done, batch in enumerate(batches):
+        try:
+            if enqueue_batch is not None:
+                enqueue_batch(batch)
+            else:
+                enqueue(batch[0])
+        except Exception as error:
+            left = [delivery_id for rest in batches[done:] for delivery_id in rest]
+            with make_session() as session, session.begin():
+                for delivery_id in left:
+                    transition(session, delivery_id, DeliveryState.RELEASED,
+                               DeliveryState.PENDING, event="delivery.enqueue_failed",
+                               actor=ACTOR, lease_until=None,
+                               payload={"why": "the task queue refused its send task",
+                                        "error": type(error).__name__})
+            raise
 
 
 class DispatcherLock:
@@ -330,8 +356,9 @@ def run_dispatcher(make_session: sessionmaker[Session], engine: sa.Engine,
                     reconcile()
                     last_reconcile = started
             except Exception:  # a dispatcher must outlive any one tick
-                # The database or the task queue restarting, most often. What was released
-                # but not enqueued goes back to pending when its release lease expires.
+                # The database or the task queue restarting, most often. What the queue
+                # refused went back to pending already; if the database was down too, it
+                # goes back when its release lease expires.
                 log.exception("dispatcher tick failed; retrying")
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:

@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from distribution.bulk import allocate_ids, among, insert_rows
+from distribution.bulk import allocate_ids, among, insert_rows, present
 from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState, Message, idempotency_key_for
-from distribution.events import NewEvent, record_event, record_events
+from distribution.events import NewEvent, canonical_json, record_event, record_events
 from distribution.planner import DEFAULT_DECAY, Plan, plan_releases
 from distribution.preferences import (
     ALL_TYPES,
@@ -149,6 +149,9 @@ class _Route:
     channels: list[str]
     unavailable: list[list[str]]
     opted_out: bool
+    # The events' payloads as canonical JSON around the values that change (see events).
+    resolved_json: tuple[str, str]  # before the run id, after the subject
+    planned_json: tuple[str, ...]  # per delivery, up to the message id
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +186,9 @@ class _RunBuilder:
     def add(self, specs: list[MessageSpec]) -> None:
         """Create the messages, deliveries and events of one chunk of specs."""
         session, message_type = self.session, self.message_type
-        existing = set(session.scalars(sa.select(Message.subject_key).where(
-            Message.message_type == message_type,
-            among(session, Message.subject_key, {spec.subject_key for spec in specs}))))
+        # Looked up key by key (see present): the table grows with every chunk.
+        existing = present(session, Message.subject_key, {spec.subject_key for spec in specs},
+                           Message.message_type == message_type)
         recipients = self.recipients
         self._load_recipients({spec.recipient_key for spec in specs} - recipients.keys())
         new: list[MessageSpec] = []
@@ -220,11 +223,12 @@ class _RunBuilder:
             for message_id, spec, recipient, route in zip(message_ids, new, targets, routes,
                                                          strict=True):
                 subject = _Subject(message_type, spec.subject_key)
-                for channel, name, needs_address, fallback_for, reason in route.deliveries:
+                for index, (channel, name, needs_address, fallback_for, reason) in enumerate(
+                        route.deliveries):
                     delivery_id, wave_id = delivery_ids[position], wave_ids[position]
                     position += 1
                     planned.append((delivery_id, message_id, name, wave_id, fallback_for,
-                                    reason))
+                                    reason, route.planned_json[index]))
                     counts[name] = counts.get(name, 0) + 1
                     yield (delivery_id, message_id, name,
                            recipient.addresses[channel] if needs_address else None, wave_id,
@@ -238,14 +242,17 @@ class _RunBuilder:
         run_id, actor = self.run.id, self.actor
 
         def events() -> Iterator[NewEvent]:
+            # Payloads written as canonical JSON (the run's largest cost in Python otherwise):
+            # preference.resolved {channels, opted_out, run_id, subject, unavailable} and
+            # delivery.planned {channel, fallback_for, fallback_reason, message_id, wave_id}.
             for message_id, spec, route in zip(message_ids, new, routes, strict=True):
-                yield NewEvent("message", str(message_id), "preference.resolved", {
-                    "run_id": run_id, "subject": spec.subject_key, "channels": route.channels,
-                    "unavailable": route.unavailable, "opted_out": route.opted_out}, actor)
-            for delivery_id, message_id, name, wave_id, fallback_for, reason in planned:
-                yield NewEvent("delivery", str(delivery_id), "delivery.planned", {
-                    "message_id": message_id, "channel": name, "wave_id": wave_id,
-                    "fallback_for": fallback_for, "fallback_reason": reason}, actor)
+                before, after = route.resolved_json
+                yield NewEvent("message", str(message_id), "preference.resolved",
+                               f'{before}{run_id},"subject":{canonical_json(spec.subject_key)}'
+                               f"{after}", actor)
+            for delivery_id, message_id, _, wave_id, _, _, start in planned:
+                yield NewEvent("delivery", str(delivery_id), "delivery.planned",
+                               f'{start}{message_id},"wave_id":{wave_id}}}', actor)
 
         record_events(session, events())
 
@@ -303,13 +310,20 @@ class _RunBuilder:
             # One working address per channel stands for the recipient's own.
             resolution = resolve_preloaded(self._message_type(), chosen, [
                 _AddressRow(0, channel, None, None) for channel in channels])
+            deliveries = tuple((c.channel, c.channel.value, c.address is not None,
+                                c.fallback_for.value if c.fallback_for else None,
+                                c.reason or None) for c in resolution.choices)
+            names = [c.channel.value for c in resolution.choices]
+            unavailable = [[c.value, reason] for c, reason in resolution.unavailable]
             route = self.routes[route_key] = _Route(
-                tuple((c.channel, c.channel.value, c.address is not None,
-                       c.fallback_for.value if c.fallback_for else None, c.reason or None)
-                      for c in resolution.choices),
-                [c.channel.value for c in resolution.choices],
-                [[c.value, reason] for c, reason in resolution.unavailable],
-                resolution.opted_out)
+                deliveries, names, unavailable, resolution.opted_out,
+                (f'{{"channels":{canonical_json(names)},"opted_out":'
+                 f'{canonical_json(resolution.opted_out)},"run_id":',
+                 f',"unavailable":{canonical_json(unavailable)}}}'),
+                tuple(f'{{"channel":{canonical_json(name)},"fallback_for":'
+                      f'{canonical_json(fallback_for)},"fallback_reason":'
+                      f'{canonical_json(reason)},"message_id":'
+                      for _, name, _, fallback_for, reason in deliveries))
         return route
 
     def _message_type(self) -> MessageType:

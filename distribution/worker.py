@@ -7,16 +7,19 @@ task run twice does no harm.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from huey import Huey, PriorityRedisHuey, SqliteHuey, crontab
-from huey.api import TaskWrapper
+from huey.api import PeriodicTask, TaskWrapper
+from huey.storage import RedisStorage, SqliteStorage
 from sqlalchemy.orm import Session, sessionmaker
 
 from distribution.models import WorkerHeartbeat
@@ -24,6 +27,7 @@ from distribution.sending import Sender
 from distribution.sqltypes import utcnow
 
 QUEUE_NAME = "herald"
+log = logging.getLogger(__name__)
 
 
 class QueueConfigError(ValueError):
@@ -36,21 +40,96 @@ SEND_PRIORITY = 100
 BULK_PRIORITY = 0
 
 
+# Periodic tasks every worker schedules for itself: a heartbeat per scheduler is the
+# point (the metrics list each live worker), and one more costs one row update.
+PER_WORKER_PERIODIC = frozenset({"heartbeat"})
+# How long a period's claim is remembered: far longer than any two schedulers of one
+# deployment can disagree about the minute, short enough that Redis forgets on its own.
+PERIOD_CLAIM_SECONDS = 3600
+
+
+def period_claim_key(queue: str, task_name: str, timestamp: datetime) -> str:
+    """The storage key that says ``task_name``'s run for the minute of ``timestamp`` is taken.
+
+    The minute is the period: crontab schedules cannot be finer, and each worker's
+    scheduler checks once a minute at its own second, so all of them agree on it.
+    """
+    return f"herald.periodic.{queue}.{task_name}.{timestamp:%Y%m%d%H%M}"
+
+
+def claim_period(huey: Huey, task_name: str, timestamp: datetime) -> bool:
+    """Take ``task_name``'s run for this minute; False when another scheduler took it first.
+
+    The claim lives in the queue's own storage, which every worker of a deployment
+    shares (they consume the same queue), and is one atomic write: ``SET NX`` with an
+    expiry on Redis, ``INSERT OR ABORT`` on SQLite (older claims are deleted there,
+    as SQLite has no expiry).
+    """
+    key = period_claim_key(huey.name, task_name, timestamp)
+    storage = huey.storage
+    if isinstance(storage, RedisStorage):
+        return bool(storage.conn.set(key, b"1", nx=True, ex=PERIOD_CLAIM_SECONDS))
+    taken = storage.put_if_empty(key, b"1")
+    if taken and isinstance(storage, SqliteStorage):
+        # Keys of one task sort by minute; the ones before this one can never be asked again.
+        prefix = key[:key.rindex(".") + 1]
+        storage.sql("delete from kv where queue = ? and substr(key, 1, ?) = ? and key < ?",
+                    (storage.name, len(prefix), prefix, key), commit=True)
+    return taken
+
+
+class OncePerPeriod:
+    """Huey mixin: each periodic task is enqueued once per period however many workers run.
+
+    Every ``herald worker`` runs Huey's scheduler, which asks :meth:`read_periodic`
+    once a minute what is due and enqueues it; without this each worker would add its
+    own copy. A task other than those in :data:`PER_WORKER_PERIODIC` is handed over
+    only to the scheduler that claims its period first (:func:`claim_period`).
+    """
+
+    def read_periodic(self, timestamp: datetime | None) -> list[PeriodicTask]:
+        """The periodic tasks due at ``timestamp`` that this scheduler is to enqueue."""
+        if timestamp is None:
+            timestamp = self._get_timestamp()
+        due = super().read_periodic(timestamp)
+        return [task for task in due
+                if task.name in PER_WORKER_PERIODIC or self._claim(task.name, timestamp)]
+
+    def _claim(self, task_name: str, timestamp: datetime) -> bool:
+        try:
+            return claim_period(self, task_name, timestamp)
+        except Exception:
+            # The queue's storage is unreachable, so enqueueing would fail too. Huey's
+            # scheduler would die of the error; skipping keeps it alive for the next minute.
+            log.exception("could not claim this minute's run of periodic task %s; skipped",
+                          task_name)
+            return False
+
+
+class HeraldSqliteHuey(OncePerPeriod, SqliteHuey):
+    """The SQLite queue, with periodic tasks once per period."""
+
+
+class HeraldRedisHuey(OncePerPeriod, PriorityRedisHuey):
+    """The Redis priority queue, with periodic tasks once per period."""
+
+
 def make_huey(huey_url: str | None, instance_path: Path, *, immediate: bool = False) -> Huey:
     """The queue named by ``huey_url``: ``redis://...`` or ``sqlite:///path``.
 
     Without a URL the queue is one SQLite file in the instance folder, which needs
-    no server: the embedded default.
+    no server: the embedded default. Either way, periodic tasks are scheduled once
+    per period across all the workers sharing the queue (:class:`OncePerPeriod`).
     """
     if huey_url is None:
-        return SqliteHuey(QUEUE_NAME, filename=str(instance_path / "tasks.sqlite3"),
-                          immediate=immediate)
+        return HeraldSqliteHuey(QUEUE_NAME, filename=str(instance_path / "tasks.sqlite3"),
+                                immediate=immediate)
     if huey_url.startswith(("redis://", "rediss://", "unix://")):
         # The priority flavour: sends overtake bulk work (PDF rendering) queued before them.
-        return PriorityRedisHuey(QUEUE_NAME, url=huey_url, immediate=immediate)
+        return HeraldRedisHuey(QUEUE_NAME, url=huey_url, immediate=immediate)
     if huey_url.startswith("sqlite:///"):
-        return SqliteHuey(QUEUE_NAME, filename=huey_url.removeprefix("sqlite:///"),
-                          immediate=immediate)
+        return HeraldSqliteHuey(QUEUE_NAME, filename=huey_url.removeprefix("sqlite:///"),
+                                immediate=immediate)
     raise QueueConfigError(
         f"HUEY_URL={huey_url!r} is not supported; use redis://host:6379/0 or "
         "sqlite:///path/to/tasks.sqlite3, or unset it for the embedded queue"

@@ -207,6 +207,38 @@ def test_enqueue_happens_after_commit(own_db, clock):
     assert seen == [(DeliveryState.RELEASED, clock.now + RELEASE_LEASE)] * 3
 
 
+def test_what_the_task_queue_refuses_goes_back_to_pending_at_once(own_db, clock):
+    wave_id = make_wave(own_db, {"a": "Europe/Brussels"}, per_recipient=6,
+                        rate_per_minute=600, clock=clock)
+    enqueued: list[list[int]] = []
+
+    def enqueue_batch(batch: list[int]) -> None:
+        if enqueued:  # the queue goes away after the first batch
+            raise ConnectionError("task queue down")
+        enqueued.append(batch)
+
+    clock.advance(10)
+    with pytest.raises(ConnectionError):
+        tick(own_db, lambda _id: None, enqueue_batch=enqueue_batch, batch_size=2)
+
+    with own_db() as session:
+        states = {d.id: d.state for d in deliveries_of(session, wave_id=wave_id)}
+        assert [states[i] for i in enqueued[0]] == [DeliveryState.RELEASED] * 2
+        returned = [i for i, state in states.items() if i not in enqueued[0]]
+        assert len(returned) == 4
+        assert {states[i] for i in returned} == {DeliveryState.PENDING}
+        assert all(session.get(Delivery, i).lease_until is None for i in returned)
+        for delivery_id in returned:
+            kinds = [e.kind for e in events_for(session, "delivery", str(delivery_id))]
+            assert kinds[-2:] == ["delivery.released", "delivery.enqueue_failed"]
+        assert verify_chain(session) is None
+
+    # The next tick releases them again once the bucket allows; nothing is lost.
+    clock.advance(10)
+    again = tick(own_db, lambda _id: None, enqueue_batch=lambda _batch: None)
+    assert sorted(again.released[wave_id]) == sorted(returned)
+
+
 def test_concurrent_ticks_never_release_the_same_delivery(own_db):
     # Real time here: both threads tick as fast as they can over 400 deliveries.
     wave_id = make_wave(own_db, {"a": "UTC"}, per_recipient=400, rate_per_minute=600_000,
