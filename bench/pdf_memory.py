@@ -7,6 +7,7 @@ here as resident memory that keeps rising. Run from the repository root::
 
     .venv/bin/python bench/pdf_memory.py                 # 10,000 documents, RSS every 1,000
     .venv/bin/python bench/pdf_memory.py -n 2000 --every 250
+    .venv/bin/python bench/pdf_memory.py --pool 1000      # as herald worker renders
 
 Prints a progress line ``rss after N documents: X MB`` at each sample (flushed,
 so an interrupted run still shows its trend) and at the end ``BENCH <name>
@@ -29,6 +30,7 @@ memory the C allocator keeps for reuse, not memory still in use.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -110,6 +112,65 @@ def document(index: int):
     return compute(doc)
 
 
+_BRANDING: list[Branding] = []
+
+
+def render_index(index: int) -> bytes:
+    """The ``index``-th document's PDF (module level: a render pool's child can call it)."""
+    if not _BRANDING:
+        _BRANDING.append(Branding(seller_name="Herald Bench", logo=LOGO,
+                                  logo_mime_type="image/svg+xml"))
+    doc = document(index)
+    return render_pdf(doc, _BRANDING[0], LANGUAGES[index % 3],
+                      review_url=f"https://pay.example/i/{index:x}",
+                      status=STATUSES[index % 4], attach_ubl=write_ubl(doc))
+
+
+def pooled(args: argparse.Namespace) -> None:
+    """The worker as ``herald worker`` runs it: renders in a child replaced every ``--pool``.
+
+    What counts is the worker's whole footprint, its own RSS plus its rendering
+    child's, sampled after every document; each sample window reports its highest.
+    """
+    import psutil
+
+    from portal.render_pool import RenderPool
+
+    pool = RenderPool(documents_per_process=args.pool, processes=1)
+    me = psutil.Process()
+
+    def total_mb() -> float:
+        rss = me.memory_info().rss
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                rss += child.memory_info().rss
+        return rss / 2**20
+
+    wall = 0.0
+    for index in range(args.warmup):
+        pool.call(render_index, 1_000_000 + index)
+    windows, high = [], 0.0
+    for index in range(1, args.n + 1):
+        started = time.perf_counter()
+        pool.call(render_index, index)
+        wall += time.perf_counter() - started
+        high = max(high, total_mb())
+        if index % args.every == 0 or index == args.n:
+            windows.append((index, high))
+            print(f"worker + child, highest up to {index} documents: {high:.1f} MB "
+                  f"(worker alone {me.memory_info().rss / 2**20:.1f} MB)", flush=True)
+            high = 0.0
+    pool.close()
+    half = [window for window in windows if window[0] >= args.n // 2]
+    (first_n, first_mb), (last_n, last_mb) = half[0], half[-1]
+    slope = (last_mb - first_mb) * 1000 / (last_n - first_n) if last_n > first_n else 0.0
+    print(f"BENCH pdf_memory_pool_documents {args.n} documents")
+    print(f"BENCH pdf_memory_pool_documents_per_process {args.pool} documents")
+    print(f"BENCH pdf_memory_pool_highest_total_mb {max(mb for _, mb in windows):.1f} MB")
+    print(f"BENCH pdf_memory_pool_growth_second_half_mb_per_1000 {slope:.2f} MB")
+    print(f"BENCH pdf_memory_pool_wall_ms_per_doc {wall * 1000 / args.n:.1f} ms")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Render the documents, sampling RSS, and print the BENCH lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,20 +179,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--no-trim", dest="trim", action="store_false",
                         help="do not call malloc_trim after each sample")
+    parser.add_argument("--pool", type=int, default=0, metavar="N",
+                        help="render as herald worker does, in a child process replaced "
+                             "every N documents, and measure worker plus child")
     args = parser.parse_args(argv)
-
-    branding = Branding(seller_name="Herald Bench", logo=LOGO, logo_mime_type="image/svg+xml")
-
-    def render(index: int) -> bytes:
-        doc = document(index)
-        return render_pdf(
-            doc,
-            branding,
-            LANGUAGES[index % 3],
-            review_url=f"https://pay.example/i/{index:x}",
-            status=STATUSES[index % 4],
-            attach_ubl=write_ubl(doc),
-        )
+    if args.pool:
+        pooled(args)
+        return
+    render = render_index
 
     for index in range(args.warmup):
         render(1_000_000 + index)

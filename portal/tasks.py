@@ -21,17 +21,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState, Message
-from distribution.documents import DocumentStore, make_store
+from distribution.documents import DocumentStore, DocumentStoreUnavailable, make_store
 from distribution.worker import BULK_PRIORITY
 from portal.config import Settings
 from portal.db import get_database
 from portal.models import Invoice
 from portal.queue import get_huey
-from portal.rendering import prepare_pdf, store_pdf
+from portal.render_pool import RenderPool
+from portal.rendering import PdfJob, prepare_pdf, store_pdf
 
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "herald.portal_tasks"
+POOL_KEY = "herald.render_pool"
 BATCH_SIZE = 100
 # A batch of 100 takes about 15 s; a task that long would keep a worker from
 # the sends queued behind it and hold up a graceful stop (Ctrl+C waits for
@@ -56,16 +58,18 @@ class BatchResult:
 
 
 def render_batch(make_session: sessionmaker[Session], store: DocumentStore, public_url: str,
-                 invoice_ids: Sequence[int], *, budget_seconds: float | None = None
-                 ) -> BatchResult:
+                 invoice_ids: Sequence[int], *, budget_seconds: float | None = None,
+                 pool: RenderPool | None = None) -> BatchResult:
     """Render the PDFs the invoices lack, one transaction per invoice.
 
     One transaction each because recording the event locks the head of the
     event chain until commit: a batch-long transaction would hold it for
-    fifteen seconds. A failure is logged and the rest of the batch goes on;
+    fifteen seconds. A failure is logged and the rest of the batch goes on (unless the
+    store is unavailable: then the batch stops, as every render would fail alike);
     the download routes render on demand, so a failed PDF is not lost for good.
     With ``budget_seconds``, the batch stops starting renders once that much
-    time has passed and returns the ids it did not reach in ``remaining``.
+    time has passed and returns the ids it did not reach in ``remaining``. With
+    ``pool``, each PDF is rendered in one of its child processes.
     """
     rendered = skipped = failed = 0
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
@@ -79,10 +83,19 @@ def render_batch(make_session: sessionmaker[Session], store: DocumentStore, publ
                     skipped += 1
                     continue
                 job = prepare_pdf(session, invoice, store, public_url=public_url)
-            pdf = job.render()  # outside any transaction: no lock held while rendering
+            # Outside any transaction: no lock held while rendering.
+            pdf = job.render() if pool is None else pool.call(PdfJob.render, job)
             with make_session() as session, session.begin():
                 store_pdf(session, session.get(Invoice, invoice_id), pdf, store, actor=ACTOR)
             rendered += 1
+        except DocumentStoreUnavailable as exc:
+            # The store refuses every document alike (its disk is full, say): rendering the
+            # rest would only burn CPU. They count as failed: the minute's pass renders again
+            # those an email waits for, a download any other.
+            left = len(invoice_ids) - position
+            log.error("rendering the PDF of invoice %s failed, the document store is "
+                      "unavailable (%d renders stopped): %s", invoice_id, left, exc)
+            return BatchResult(rendered, skipped, failed + left)
         except Exception:
             log.exception("rendering the PDF of invoice %s failed", invoice_id)
             failed += 1
@@ -102,10 +115,13 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     # No Huey retries: a render that failed once fails again on the same data, and
     # the download routes render on demand anyway.
+    def pool() -> RenderPool | None:  # set by a long-running consumer (use_render_pool)
+        return app.extensions.get(POOL_KEY)
+
     @huey.task(name="render_pdfs", retries=0, priority=BULK_PRIORITY)
     def render_pdfs(invoice_ids: list[int]) -> dict[str, int]:
         result = render_batch(make_session, store(), settings.public_url, invoice_ids,
-                              budget_seconds=TASK_BUDGET_SECONDS)
+                              budget_seconds=TASK_BUDGET_SECONDS, pool=pool())
         if result.remaining:
             # The rest goes to the back of the queue: sends waiting behind it get a turn.
             render_pdfs(result.remaining)
@@ -122,7 +138,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         with make_session() as session:
             wanted = wanted_invoice_ids(session)
         result = render_batch(make_session, store(), settings.public_url, wanted,
-                              budget_seconds=TASK_BUDGET_SECONDS * 10)
+                              budget_seconds=TASK_BUDGET_SECONDS * 10, pool=pool())
         if wanted:
             log.info("rendered %d PDFs emails were waiting for (%d left for the next pass)",
                      result.rendered, len(result.remaining))
@@ -144,6 +160,16 @@ def wanted_invoice_ids(session: Session, limit: int = 500) -> list[int]:
         return []
     return sorted(set(session.scalars(sa.select(Invoice.id).where(
         Invoice.ubl_sha256.in_(hashes), Invoice.pdf_sha256.is_(None)))))
+
+
+def use_render_pool(app: Flask, processes: int) -> RenderPool:
+    """Make the app's render tasks render in recycled child processes (see portal.render_pool).
+
+    For a long-running consumer (``herald worker``); close the pool when it stops.
+    """
+    settings: Settings = app.config["HERALD"]
+    app.extensions[POOL_KEY] = RenderPool(settings.pdf_documents_per_process, processes)
+    return app.extensions[POOL_KEY]
 
 
 def render_pdfs_task(app: Flask) -> TaskWrapper:

@@ -5,7 +5,8 @@ links, the stored UBL and PDF) are kept until the end of the calendar year
 ``RETENTION_YEARS`` after the issue year (most VAT laws count from the end of
 the year). Where the seller's and the customer's countries have their own
 period (``RETENTION_YEARS_BY_COUNTRY``), the longest of the three applies.
-Operational logs are kept ``RETENTION_OPERATIONAL_LOG_DAYS``. Anything under a
+Operational logs are kept ``RETENTION_OPERATIONAL_LOG_DAYS``; outbound webhook
+deliveries, once finished, ``RETENTION_WEBHOOK_DELIVERY_DAYS``. Anything under a
 legal hold is never deleted, and the event log is evidence and never purged.
 """
 
@@ -22,10 +23,11 @@ from sqlalchemy.orm import Session
 from distribution.deliveries import FINAL_STATES, Delivery, Message
 from distribution.document_names import hash_key
 from distribution.documents import DocumentStore, StoredDocument
-from distribution.events import record_event
+from distribution.events import Event, record_event
 from distribution.models import WorkerHeartbeat
 from distribution.sqltypes import utcnow
 from distribution.waves import SupportContact
+from distribution.webhook_models import WebhookAttempt, WebhookDelivery, WebhookDeliveryState
 from portal.config import Settings
 from portal.issuing import invoice_key
 from portal.lifecycle.holds import held_customer_ids, held_invoice_ids
@@ -40,6 +42,9 @@ ACTOR = "lifecycle"
 # ops console's resend) and about a signature request; they go with it.
 _MESSAGE_PREFIXES = ("reminder:{key}:", "receipt:{key}:", "resend:{key}:")
 _CHUNK = 200
+# A webhook delivery still pending or being sent is work, not a log: never purged.
+_FINISHED_WEBHOOK_STATES = (WebhookDeliveryState.SUCCEEDED, WebhookDeliveryState.FAILED,
+                            WebhookDeliveryState.CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +54,14 @@ class RetentionPolicy:
     years: int = 7
     years_by_country: dict[str, int] = field(default_factory=dict)
     operational_log_days: int = 90
+    webhook_delivery_days: int = 90
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionPolicy:
         """The policy configured in the environment."""
         return cls(settings.retention_years, dict(settings.retention_years_by_country),
-                   settings.operational_log_days)
+                   settings.operational_log_days,
+                   webhook_delivery_days=settings.webhook_delivery_days)
 
     def years_for(self, *countries: str | None) -> int:
         """The longest period among the default and the given countries' own."""
@@ -145,6 +152,50 @@ def _purge_operational_logs(session: Session, policy: RetentionPolicy, report: P
             dry_run)
     _delete(session, report, "worker_heartbeats", WorkerHeartbeat.__table__,
             WorkerHeartbeat.last_seen_at < cutoff, dry_run)
+    _purge_webhook_deliveries(session, policy, report, dry_run, held)
+
+
+def _purge_webhook_deliveries(session: Session, policy: RetentionPolicy, report: PurgeReport,
+                              dry_run: bool, held_invoices: set[int]) -> None:
+    """Finished webhook deliveries (and their attempts) older than their days.
+
+    A delivery of an event about something held (the invoice, its customer, or a
+    message or delivery about the invoice) stays while the hold lasts.
+    """
+    cutoff = utcnow() - timedelta(days=policy.webhook_delivery_days)
+    finished_at = sa.func.coalesce(WebhookDelivery.completed_at, WebhookDelivery.created_at)
+    where = sa.and_(WebhookDelivery.state.in_(_FINISHED_WEBHOOK_STATES), finished_at < cutoff)
+    held = _held_event_subjects(session, held_invoices)
+    if held:
+        where = sa.and_(where, ~sa.exists().where(
+            Event.id == WebhookDelivery.event_id,
+            sa.or_(*(sa.and_(Event.subject_type == subject_type, Event.subject_key.in_(keys))
+                     for subject_type, keys in sorted(held.items())))))
+    expired = sa.select(WebhookDelivery.id).where(where).scalar_subquery()
+    # Attempts first: the count is reported, and their rows point at the deliveries.
+    _delete(session, report, "webhook_attempts", WebhookAttempt.__table__,
+            WebhookAttempt.delivery_id.in_(expired), dry_run)
+    _delete(session, report, "webhook_deliveries", WebhookDelivery.__table__, where, dry_run)
+
+
+def _held_event_subjects(session: Session, held_invoices: set[int]) -> dict[str, list[str]]:
+    """Event subjects under a hold, by type: held customers, their and held invoices, and
+    the messages and deliveries about those invoices."""
+    held: dict[str, set[str]] = {}
+    customers = held_customer_ids(session)
+    if customers:
+        held["customer"] = {str(customer_id) for customer_id in customers}
+    if held_invoices:
+        invoices = list(session.scalars(sa.select(Invoice).where(
+            Invoice.id.in_(sorted(held_invoices)))))
+        held["invoice"] = {invoice_key(invoice) for invoice in invoices}
+        messages = _messages_about(session, [i.id for i in invoices], [], finished_only=False)
+        if messages:
+            held["message"] = {str(message_id) for message_id in messages}
+            held["delivery"] = {str(delivery_id) for chunk in _chunks(messages)
+                                for delivery_id in session.scalars(sa.select(Delivery.id).where(
+                                    Delivery.message_id.in_(chunk)))}
+    return {subject_type: sorted(keys) for subject_type, keys in held.items() if keys}
 
 
 def _invoices_of(session: Session, customer_ids: set[int]) -> set[int]:
@@ -259,8 +310,9 @@ def _like_prefix(prefix: str) -> str:
 
 
 def _messages_about(session: Session, invoice_ids: list[int],
-                    signature_request_ids: list[int]) -> list[int]:
-    """Messages about the invoices or signature requests whose deliveries are all final."""
+                    signature_request_ids: list[int], *, finished_only: bool = True) -> list[int]:
+    """Messages about the invoices or signature requests whose deliveries are all final
+    (every one of them without ``finished_only``)."""
     found: set[int] = set()
     invoices = list(session.scalars(sa.select(Invoice).where(Invoice.id.in_(invoice_ids))))
     for start in range(0, len(invoices), _CHUNK):
@@ -276,8 +328,8 @@ def _messages_about(session: Session, invoice_ids: list[int],
                                           escape="\\")
                  for request_id in signature_request_ids[start:start + _CHUNK]]
         found.update(session.scalars(sa.select(Message.id).where(sa.or_(*likes))))
-    if not found:
-        return []
+    if not found or not finished_only:
+        return sorted(found)
     # A message with a delivery still under way is left for a later purge.
     busy = set()
     for chunk in _chunks(sorted(found)):
