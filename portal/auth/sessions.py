@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from distribution.events import record_event
 from portal.config import Settings
@@ -83,7 +83,10 @@ def session_for(session: Session, login_id: str, settings: Settings) -> SignInSe
     row_id, _sep, secret = login_id.partition(":")
     if not row_id.isdigit() or not secret or len(secret) > 100:
         return None
-    row = session.get(SignInSession, int(row_id))
+    # The user, and a customer's own record (its language picks the page's), are read
+    # on every signed-in request: one statement for all three.
+    row = session.get(SignInSession, int(row_id),
+                      options=[joinedload(SignInSession.user).joinedload(User.customer)])
     if row is None or row.ended_at is not None \
             or not secrets.compare_digest(row.secret_sha256, _digest(secret)):
         return None

@@ -1,8 +1,9 @@
 """Read-side queries for the invoice pages; every one is scoped to one customer.
 
 A page of the list costs a fixed number of statements whatever its length: the
-count, the page, and one each for payments and credit notes of the page's
-invoices (money is added up in Python: SQLite keeps it as text).
+page with the count of the whole list, the customer's unpaid invoices for the open
+balance, and one each for the payments and credit notes of both sets together
+(money is added up in Python: SQLite keeps it as text).
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from datetime import date
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from distribution.sqltypes import utcnow
 from portal.invoices.filters import InvoiceFilters
-from portal.models import DocumentKind, Invoice, InvoiceLine, InvoiceStatus, Payment
+from portal.models import Customer, DocumentKind, Invoice, InvoiceLine, InvoiceStatus, Payment
 from portal.models.disputes import ACTIVE_DISPUTE, Dispute
 from portal.reminders import credited_amounts, paid_amounts
 
 PAGE_SIZE = 20
+MAX_PAGE = 1_000_000  # a larger page number is past the end of any customer's list
 ZERO = Decimal("0.00")
 # Statuses in which money may still be owed.
 OWING = (InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.DISPUTED)
@@ -56,8 +58,27 @@ def open_balances(session: Session, invoices: list[Invoice]) -> dict[int, Decima
     targets = [i for i in invoices if i.kind is DocumentKind.INVOICE]
     paid = paid_amounts(session, targets)
     credited = credited_amounts(session, targets)
-    return {i.id: (ZERO if i.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT)
-                   else i.payable_amount - paid[i.id] - credited[i.id]) for i in targets}
+    return {i.id: _balance(i, paid[i.id], credited[i.id]) for i in targets}
+
+
+def _balance(invoice: Invoice, paid: Decimal, credited: Decimal) -> Decimal:
+    if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
+        return ZERO
+    return invoice.payable_amount - paid - credited
+
+
+def invoice_open_balance(invoice: Invoice, payments: list[Payment],
+                         notes: list[Invoice]) -> Decimal | None:
+    """:func:`open_balances` of one invoice from its payments and crediting notes, no query.
+
+    ``notes`` are :func:`crediting_notes`; as in :func:`open_balances`, only the issued
+    ones (those with a UBL document) count. None for a credit note.
+    """
+    if invoice.kind is not DocumentKind.INVOICE:
+        return None
+    paid = sum((p.signed_amount for p in payments), ZERO)
+    credited = sum((n.payable_amount for n in notes if n.ubl_sha256 is not None), ZERO)
+    return _balance(invoice, paid, credited)
 
 
 def _is_overdue(invoice: Invoice, balance: Decimal | None, today: date) -> bool:
@@ -65,10 +86,27 @@ def _is_overdue(invoice: Invoice, balance: Decimal | None, today: date) -> bool:
             and invoice.status in OWING and balance is not None and balance > 0)
 
 
-def customer_invoices(session: Session, customer_id: int, filters: InvoiceFilters, *,
-                      today: date | None = None) -> InvoicePage:
-    """The customer's invoices as the filters ask, one page of them."""
+def customer_invoice_list(session: Session, customer_id: int, filters: InvoiceFilters, *,
+                          today: date | None = None, with_totals: bool = True
+                          ) -> tuple[InvoicePage, list[OpenTotal]]:
+    """One page of the customer's invoices and, ``with_totals``, what they still owe.
+
+    What they owe is the open balance per currency over all their unpaid invoices. The
+    open balances of the page and of those invoices are looked up together, so the whole
+    list costs the same few statements however long it is.
+    """
     today = today or utcnow().date()
+    owing = _owing_invoices(session, customer_id) if with_totals else []
+    invoices, page, total = _page_of(session, _filtered(customer_id, filters, today), filters)
+    has_next = len(invoices) > PAGE_SIZE
+    invoices = invoices[:PAGE_SIZE]
+    balances = open_balances(session, list({i.id: i for i in [*invoices, *owing]}.values()))
+    rows = [InvoiceRow(i, balances.get(i.id), _is_overdue(i, balances.get(i.id), today))
+            for i in invoices]
+    return InvoicePage(rows, page, has_next, total), _totals(owing, balances, today)
+
+
+def _filtered(customer_id: int, filters: InvoiceFilters, today: date) -> sa.Select:
     query = sa.select(Invoice).where(Invoice.customer_id == customer_id,
                                      Invoice.status != InvoiceStatus.DRAFT)
     if filters.status is not None:
@@ -87,17 +125,28 @@ def customer_invoices(session: Session, customer_id: int, filters: InvoiceFilter
         query = query.where(sa.or_(*(column.ilike(pattern, escape="\\") for column in (
             Invoice.number, Invoice.buyer_reference, Invoice.order_reference,
             Invoice.payment_reference))))
+    return query
+
+
+def _page_of(session: Session, query: sa.Select, filters: InvoiceFilters
+             ) -> tuple[list[Invoice], int, int]:
+    """The requested page (one row more, to tell whether a next one exists), its number
+    and the count of the whole list, in one statement while the page exists."""
+    rows = []
+    if filters.page <= MAX_PAGE:  # an offset past 64 bits would be an error, not a page
+        ordered = query.add_columns(sa.func.count().over()).order_by(*_order(session, filters))
+        rows = session.execute(ordered.offset((filters.page - 1) * PAGE_SIZE)
+                               .limit(PAGE_SIZE + 1)).all()
+    if rows:
+        return [invoice for invoice, _count in rows], filters.page, rows[0][1]
+    if filters.page == 1:
+        return [], 1, 0
+    # Past the end (an old bookmark, a hand-typed URL): show the last page instead.
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
-    page = min(filters.page, max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
-    invoices = list(session.scalars(
-        query.order_by(*_order(session, filters))
-        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
-    has_next = len(invoices) > PAGE_SIZE
-    invoices = invoices[:PAGE_SIZE]
-    balances = open_balances(session, invoices)
-    rows = [InvoiceRow(i, balances.get(i.id), _is_overdue(i, balances.get(i.id), today))
-            for i in invoices]
-    return InvoicePage(rows, page, has_next, total)
+    page = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    invoices = list(session.scalars(query.order_by(*_order(session, filters))
+                                    .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
+    return invoices, page, total
 
 
 def _order(session: Session, filters: InvoiceFilters) -> list[sa.ColumnElement]:
@@ -128,14 +177,14 @@ class OpenTotal:
     overdue: int
 
 
-def open_totals(session: Session, customer_id: int, *, today: date | None = None
-                ) -> list[OpenTotal]:
-    """The customer's open balance per currency, over all their unpaid invoices."""
-    today = today or utcnow().date()
-    invoices = list(session.scalars(sa.select(Invoice).where(
+def _owing_invoices(session: Session, customer_id: int) -> list[Invoice]:
+    return list(session.scalars(sa.select(Invoice).where(
         Invoice.customer_id == customer_id, Invoice.kind == DocumentKind.INVOICE,
         Invoice.status.in_(OWING))))
-    balances = open_balances(session, invoices)
+
+
+def _totals(invoices: list[Invoice], balances: dict[int, Decimal], today: date
+            ) -> list[OpenTotal]:
     totals: dict[str, list] = defaultdict(lambda: [ZERO, 0, 0])
     for invoice in invoices:
         balance = balances[invoice.id]
@@ -149,12 +198,18 @@ def open_totals(session: Session, customer_id: int, *, today: date | None = None
 
 
 def customer_invoice(session: Session, customer_id: int, number: str) -> Invoice | None:
-    """One invoice of the customer's with its lines, or None when it is not theirs."""
+    """One invoice of the customer's with its lines, or None when it is not theirs.
+
+    Its seller and customer (with contacts) come along: the page and its VAT
+    breakdown read them, and loading them lazily would cost a statement each.
+    """
     return session.scalars(
         sa.select(Invoice)
         .where(Invoice.customer_id == customer_id, Invoice.number == number,
                Invoice.status != InvoiceStatus.DRAFT)
         .options(
+            joinedload(Invoice.organisation),
+            joinedload(Invoice.customer).selectinload(Customer.contacts),
             selectinload(Invoice.lines).selectinload(InvoiceLine.allowances_charges),
             selectinload(Invoice.allowances_charges),
         )

@@ -29,12 +29,11 @@ from portal.invoices.queries import (
     corrected_invoice,
     crediting_notes,
     customer_invoice,
-    customer_invoices,
+    customer_invoice_list,
     has_active_dispute,
     invoice_disputes,
+    invoice_open_balance,
     invoice_payments,
-    open_balances,
-    open_totals,
 )
 from portal.invoices.timeline import invoice_timeline
 from portal.issuing import invoice_key
@@ -57,16 +56,18 @@ def index() -> Response:
     filters = InvoiceFilters.from_args(request.args)
     session = db_session()
     customer_id = _customer_id()
-    result = customer_invoices(session, customer_id, filters)
+    table_only = bool(htmx) and not htmx.history_restore_request  # a restore needs it all
+    result, totals = customer_invoice_list(session, customer_id, filters,
+                                           with_totals=not table_only)
     context = {"result": result, "filters": filters, "statuses": list(InvoiceStatus),
                "kinds": list(DocumentKind)}
-    if htmx and not htmx.history_restore_request:  # a restore needs the whole page
+    if table_only:
         return _vary(render_template("invoices/_table.html", **context))
     key = recipient_key(customer_id)
     notifications = inbox(session, key, limit=5)
     mark_listed(session, notifications, actor=key)  # shown here: delivered to the inbox
     return _vary(render_template("invoices/index.html", **context,
-                                 totals=open_totals(session, customer_id),
+                                 totals=totals,
                                  notifications=[n for n in notifications if n.unread]))
 
 
@@ -94,12 +95,13 @@ def show(number: str) -> str:
                 [f"{invoice.kind.value}:{key}"], reminder_prefix=f"reminder:{key}:",
                 actor=customer_key)
     disputes = invoice_disputes(session, invoice)
+    payments = invoice_payments(session, invoice.id)
+    credit_notes = crediting_notes(session, invoice)
     return render_template(
-        "invoices/show.html", invoice=invoice,
-        payments=invoice_payments(session, invoice.id),
+        "invoices/show.html", invoice=invoice, payments=payments,
         vat_breakdown=vat_breakdown(document_from_invoice(invoice)),
-        open_balance=open_balances(session, [invoice]).get(invoice.id),
-        credit_notes=crediting_notes(session, invoice),
+        open_balance=invoice_open_balance(invoice, payments, credit_notes),
+        credit_notes=credit_notes,
         corrected=corrected_invoice(session, invoice),
         disputes=disputes, can_dispute=_can_dispute(invoice, disputes),
         timeline=invoice_timeline(session, invoice, locale=current_format_locale(),

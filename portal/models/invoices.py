@@ -61,7 +61,8 @@ class Invoice(Base):
     tax_amount_in_tax_currency: Mapped[Decimal | None] = mapped_column(Money())
     buyer_reference: Mapped[str | None] = mapped_column(sa.String(200))
     order_reference: Mapped[str | None] = mapped_column(sa.String(200))
-    preceding_invoice_number: Mapped[str | None] = mapped_column(sa.String(64))
+    # Indexed: open balances look credit notes up by the invoice they correct.
+    preceding_invoice_number: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     preceding_invoice_date: Mapped[date | None]
     period_start: Mapped[date | None]
     period_end: Mapped[date | None]
