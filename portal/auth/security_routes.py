@@ -17,7 +17,7 @@ from portal.auth.forms import (
     TotpConfirmForm,
     TotpDisableForm,
 )
-from portal.auth.oidc_accounts import session_has_provider_mfa
+from portal.auth.oidc_accounts import identities_of, may_unlink, session_has_provider_mfa
 from portal.auth.passwords import verify_password
 from portal.auth.routes import _set_password, client_ip, settings
 from portal.auth.sessions import (
@@ -58,12 +58,15 @@ def _page(**forms) -> str:
     db = db_session()
     forms.setdefault("password_form", ChangePasswordForm(prefix="password"))
     forms.setdefault("disable_form", TotpDisableForm(prefix="disable"))
+    identities = identities_of(db, current_user) if current_user.is_staff else []
     return render_template(
         "auth/security.html", sessions=active_sessions(db, current_user, settings()),
         current_id=current_session_id(current_user), end_form=EndSessionForm(),
         recovery_left=totp_service.remaining_recovery_codes(db, current_user)
         if current_user.totp_enabled else 0,
-        totp_required=totp_service.totp_required(current_user), **forms)
+        totp_required=totp_service.totp_required(current_user), identities=identities,
+        unlinkable={i.id for i in identities if may_unlink(db, i)},
+        provider_issuer=settings().oidc.issuer if settings().oidc else None, **forms)
 
 
 @bp.route("/security", methods=["GET"])
@@ -112,23 +115,36 @@ def change_password() -> Response | str | tuple[str, int]:
     form = ChangePasswordForm(prefix="password")
     if form.validate_on_submit():
         db = db_session()
-        account = f"user:{current_user.id}"
-        limited = limits.check(db, settings(), "password_change", client_ip(), account)
-        if limited:
+        checked = check_current_password("password_change", form.current.data)
+        if isinstance(checked, limits.Limited):
             flash(_("Too many attempts. For your safety, try again in %(minutes)s minutes.",
-                    minutes=limited.minutes), "error")
+                    minutes=checked.minutes), "error")
             return _page(password_form=form), 429
-        if verify_password(current_user.password_hash, form.current.data):
-            limits.record(db, "password_change", client_ip(), account, succeeded=True)
+        if checked:
             _set_password(current_user, form.password.data, "password_changed",
                           keep_session=current_session_id(current_user))
             record_event(db, *user_subject(current_user), "auth.password_changed", {},
                          actor=_actor())
             flash(_("Your password is changed. Other devices are signed out."), "info")
             return redirect(url_for("auth.security"))
-        limits.record(db, "password_change", client_ip(), account, succeeded=False)
         form.current.errors.append(_("That is not your current password."))
     return _page(password_form=form)
+
+
+def check_current_password(action: str, password: str) -> limits.Limited | bool:
+    """Whether ``password`` is the signed-in user's, counted against ``action``'s limits.
+
+    ``Limited`` (nothing checked) while too many wrong attempts wait out their window;
+    otherwise the attempt is recorded, so the form cannot be used to guess the password.
+    """
+    db = db_session()
+    account = f"user:{current_user.id}"
+    limited = limits.check(db, settings(), action, client_ip(), account)
+    if limited:
+        return limited
+    matches = verify_password(current_user.password_hash, password)
+    limits.record(db, action, client_ip(), account, succeeded=matches)
+    return matches
 
 
 @bp.route("/security/two-factor", methods=["GET", "POST"])

@@ -1,7 +1,8 @@
 """The staff accounts page (administrators only): who works in Herald, with which role.
 
-An administrator invites a colleague by email with a role, changes a role, and
-deactivates or reactivates an account; each action is an event naming who did it.
+An administrator invites a colleague by email with a role, changes a role,
+deactivates or reactivates an account, and sees and removes the identity-provider
+accounts linked to staff sign-ins; each action is an event naming who did it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
+from portal.auth.oidc_accounts import unlink_identity
 from portal.db import db_session
 from portal.models import Role, StaffIdentity, User
 from portal.ops import bp
@@ -113,7 +115,9 @@ def staff() -> str:
 def _page(invite_form: InviteForm | None = None, status: int = 200):
     db = db_session()
     members = staff_members(db)
-    linked = set(db.scalars(sa.select(StaffIdentity.user_id).distinct()))
+    identities = list(db.scalars(sa.select(StaffIdentity).join(User).order_by(
+        User.name, StaffIdentity.created_at, StaffIdentity.id)))
+    linked = {identity.user_id for identity in identities}
     if invite_form is None:
         invite_form = InviteForm(prefix="invite")
         invite_form.role.choices = _role_choices()
@@ -125,6 +129,7 @@ def _page(invite_form: InviteForm | None = None, status: int = 200):
         form.role.data = member.role.value
         role_forms[member.id] = form
     return render_template("ops/staff/index.html", members=members, linked=linked,
+                           identities=identities,
                            invite_form=invite_form, role_forms=role_forms,
                            confirm_form=ConfirmForm()), status
 
@@ -195,4 +200,21 @@ def staff_reactivate(user_id: int) -> Response:
         flash(_("%(name)s can sign in again.", name=user.name), "info")
     except StaffError as exc:
         flash(_error_text(exc), "error")
+    return redirect(url_for("ops.staff"))
+
+
+@bp.route("/staff/<int:user_id>/identities/<int:identity_id>/remove", methods=["POST"])
+@admin_required
+def staff_remove_identity(user_id: int, identity_id: int) -> Response:
+    """Remove an identity-provider account's link to a staff sign-in (it no longer signs in)."""
+    user = _staff_user(user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    db = db_session()
+    identity = db.get(StaffIdentity, identity_id)
+    if identity is None or identity.user_id != user.id:
+        abort(404)
+    unlink_identity(db, identity, by_admin=True, actor=actor())
+    flash(_("%(name)s can no longer sign in with the identity-provider account %(account)s.",
+            name=user.name, account=identity.email or identity.subject), "info")
     return redirect(url_for("ops.staff"))

@@ -139,6 +139,17 @@ def _sent_run(live_server, issued: date) -> int:
     return run_id
 
 
+def plan_run(page, name: str, issued, rate_per_minute: str = "600") -> None:
+    """Fill "Plan a run" for the documents issued on ``issued``, any hour and day; preview."""
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Issued from").fill(issued.isoformat())
+    page.get_by_label("Issued up to").fill(issued.isoformat())
+    page.get_by_label("Send from (hour)").fill("0")
+    page.get_by_label("Send until (hour)").fill("24")
+    page.get_by_label("Also on Saturday and Sunday").check()
+    page.get_by_label("Releases per minute").fill(rate_per_minute)
+    page.get_by_role("button", name="Preview").click()
+
 def test_operator_plans_a_run_starts_it_and_watches_it_move(tab: Tab, live_server, smtp_peer):
     issued = date(2024, 3, 1) if tab.viewport == "desktop" else date(2024, 3, 2)
     numbers = _customer(live_server, f"runs-{tab.viewport}", issued, 3)
@@ -151,14 +162,7 @@ def test_operator_plans_a_run_starts_it_and_watches_it_move(tab: Tab, live_serve
     tab.goto("/ops/runs/new")
     expect(page.get_by_role("heading", level=1)).to_have_text("Plan a run")
     tab.check("new-run")
-    page.get_by_label("Name").fill(f"March run ({tab.viewport})")
-    page.get_by_label("Issued from").fill(issued.isoformat())
-    page.get_by_label("Issued up to").fill(issued.isoformat())
-    page.get_by_label("Send from (hour)").fill("0")
-    page.get_by_label("Send until (hour)").fill("24")
-    page.get_by_label("Also on Saturday and Sunday").check()
-    page.get_by_label("Releases per minute").fill("600")
-    page.get_by_role("button", name="Preview").click()
+    plan_run(page, f"March run ({tab.viewport})", issued)
     preview = page.locator("#planner")
     expect(preview).to_contain_text("3", timeout=LIVE_TIMEOUT_MS)
     expect(preview.get_by_text(re.compile(r"Email", re.I)).first).to_be_visible()

@@ -47,7 +47,9 @@ def test_a_link_opens_the_invoice_to_download_and_pay_by_transfer(tab: Tab, live
     expect(page.get_by_text("€20.15")).to_be_visible()
     qr = page.get_by_role("img", name=re.compile("QR code for your banking app"))
     expect(qr).to_be_visible()
-    assert qr.evaluate("img => img.naturalWidth") > 0  # the SVG loaded under the CSP
+    # The SVG loaded under the CSP: decode() waits for it (and fails if it was refused);
+    # reading naturalWidth at once raced the image's loading on a busy machine.
+    assert qr.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
     tab.check("bank-transfer")
 
     # The link opened this invoice only: the account pages still ask to sign in.

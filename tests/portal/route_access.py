@@ -91,6 +91,8 @@ ROUTES: dict[str, Access] = {
     "auth.sign_out": SIGNED_IN, "auth.security": SIGNED_IN, "auth.change_password": SIGNED_IN,
     "auth.end_device": SIGNED_IN, "auth.end_other_devices": SIGNED_IN,
     "auth.totp_setup": SIGNED_IN, "auth.totp_disable": SIGNED_IN,
+    # Linking the signed-in staff member's own account to the identity provider.
+    "auth.identity_link": ANY_STAFF, "auth.identity_unlink": ANY_STAFF,
     # The customer portal: the signed-in customer's own objects.
     "invoices.index": CUSTOMER, "invoices.show": CUSTOMER, "invoices.download_pdf": CUSTOMER,
     "invoices.download_ubl": CUSTOMER, "disputes.index": CUSTOMER, "disputes.show": CUSTOMER,
@@ -124,7 +126,7 @@ ROUTES: dict[str, Access] = {
     "ops.test_channel": staff(ADMIN),
     "ops.staff": staff(ADMIN), "ops.staff_invite": staff(ADMIN),
     "ops.staff_change_role": staff(ADMIN), "ops.staff_deactivate": staff(ADMIN),
-    "ops.staff_reactivate": staff(ADMIN),
+    "ops.staff_reactivate": staff(ADMIN), "ops.staff_remove_identity": staff(ADMIN),
     "ops.api_keys": staff(ADMIN), "ops.api_key_create": staff(ADMIN),
     "ops.api_key_revoke": staff(ADMIN),
     "ops.webhooks": staff(ADMIN), "ops.webhook_create": staff(ADMIN),
