@@ -23,7 +23,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from einvoice.creditor_reference import format_creditor_reference, is_valid_creditor_reference
 from einvoice.model import AllowanceCharge, Document, DocumentKind, Line, Party, PaymentMeans
 from einvoice.pdf.labels import LABELS, STATUSES, SUPPORTED_LANGUAGES, VAT_CATEGORIES, unit_name
-from einvoice.pdf.stack import stack, total_blocks, vat_columns
+from einvoice.pdf.stack import line_blocks, stack, total_blocks, vat_columns
 
 __all__ = ["Formatter", "build_context", "resolve_language"]
 
@@ -344,7 +344,7 @@ def build_context(
         "seller": _party(doc.seller, locale),
         "buyer": _party(doc.buyer, locale),
         "meta": stack(_meta(doc, words, fmt), _META_FITS),
-        "lines": [_line(line, words, lang, fmt) for line in doc.lines],
+        "lines": line_blocks([_line(line, words, lang, fmt) for line in doc.lines]),
         "totals": total_blocks(_totals(doc, words, fmt)),
         "amount_due_label": words["amount_credited" if is_credit else "amount_due"],
         "amount_due": fmt.money(totals.payable),
