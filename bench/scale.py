@@ -15,10 +15,12 @@
    real dispatcher process and real send tasks; wave 1 goes out with 1 worker
    process, wave 2 with 2, wave 3 with 4 (``--workers``). Each wave's deliveries per
    second and CPU per delivery are printed, and the event chain is verified after.
-4. **Portal under load**: gunicorn (``--web-workers`` sync workers) serves the
-   portal; wrk (Debian) plays ``--users`` signed-in customers, each opening their
-   invoice list or one of their invoices about once a second (``--think-ms``), for
-   ``--seconds``: p50 and p95 latency.
+4. **Portal under load**: gunicorn with Herald's production settings
+   (portal/gunicorn_config.py: ``--web-workers`` processes of ``--threads`` threads;
+   ``--threads 1`` for gunicorn's sync workers) serves the portal; wrk (Debian)
+   plays ``--users`` signed-in customers, each opening their invoice list or one
+   of their invoices about once a second (``--think-ms``), for ``--seconds``: p50
+   and p95 latency. ``--portal-only`` skips steps 2 and 3.
    The SQL statements each page runs are counted in-process.
 
 Reproduce (from the repository root; needs ``pip install -e '.[bench]'`` and
@@ -174,8 +176,9 @@ def send_wave(url: str, engine: sa.Engine, wave_id: int, sequence: int, workers:
 
 
 def run(url: str, factor: int, template_customers: int, workers: list[int],
-        web_workers: int, users: int, seconds: int, think_ms: int) -> None:
-    """The whole scale test in the schema ``url`` points at."""
+        web_workers: int, users: int, seconds: int, think_ms: int, threads: int = 8,
+        send: bool = True) -> None:
+    """The whole scale test in the schema ``url`` points at (without ``send``: data, portal)."""
     engine = make_engine(url)
     try:
         upgrade(engine)
@@ -183,29 +186,33 @@ def run(url: str, factor: int, template_customers: int, workers: list[int],
             counts = make_data(engine, Path(instance), factor, template_customers)
             print(f"BENCH scale_invoices {counts['invoices']} documents")
             print(f"BENCH scale_customers {counts['customers']} customers")
-            invoices = counts["invoices"]
-            waves = plan(engine, invoices)
-            for position, wave_id in enumerate(waves):
-                send_wave(url, engine, wave_id, position + 1,
-                          workers[min(position, len(workers) - 1)])
-            with Session(engine) as session:
-                started = time.perf_counter()
-                broken = verify_chain(session)
-                print(f"# event chain {'intact' if broken is None else broken} (verified in "
-                      f"{time.perf_counter() - started:.0f} s)", file=sys.stderr)
-                left = session.scalar(sa.select(sa.func.count()).select_from(Delivery).where(
-                    Delivery.state.in_(UNFINISHED)))
-                print(f"# deliveries not finished: {left}", file=sys.stderr)
-                steps = session.execute(sa.select(Event.kind, sa.func.count()).where(
-                    Event.kind.startswith("delivery.")).group_by(Event.kind)).all()
-                print(f"# delivery events: {dict(steps)}", file=sys.stderr)
+            if send:
+                send_all(url, engine, counts["invoices"], workers)
             env = {**os.environ, "DATABASE_URL": url, "HERALD_INSTANCE_PATH": instance,
                    "SECRET_KEY": uuid.uuid4().hex, "HERALD_PUBLIC_URL": PUBLIC_URL,
                    "SIGN_IN_LIMIT_PER_ADDRESS": "100000"}
             load_portal(env, sign_ins(env, users), web_workers=web_workers, seconds=seconds,
-                        think_ms=think_ms)
+                        think_ms=think_ms, threads=threads)
     finally:
         engine.dispose()
+
+
+def send_all(url: str, engine: sa.Engine, invoices: int, workers: list[int]) -> None:
+    """Plan one run over every invoice, send its waves, and check the chain and the log."""
+    waves = plan(engine, invoices)
+    for position, wave_id in enumerate(waves):
+        send_wave(url, engine, wave_id, position + 1, workers[min(position, len(workers) - 1)])
+    with Session(engine) as session:
+        started = time.perf_counter()
+        broken = verify_chain(session)
+        print(f"# event chain {'intact' if broken is None else broken} (verified in "
+              f"{time.perf_counter() - started:.0f} s)", file=sys.stderr)
+        left = session.scalar(sa.select(sa.func.count()).select_from(Delivery).where(
+            Delivery.state.in_(UNFINISHED)))
+        print(f"# deliveries not finished: {left}", file=sys.stderr)
+        steps = session.execute(sa.select(Event.kind, sa.func.count()).where(
+            Event.kind.startswith("delivery.")).group_by(Event.kind)).all()
+        print(f"# delivery events: {dict(steps)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,7 +223,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--template-customers", type=int, default=200,
                         help="demo customers in the template, five invoices each")
     parser.add_argument("--workers", default="1,2,4", help="worker processes per wave")
-    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 2,
+                        help="gunicorn worker processes (default: one per core)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="threads per gunicorn worker (1: gunicorn's sync workers)")
+    parser.add_argument("--portal-only", action="store_true",
+                        help="skip planning and sending: the data, then the portal under load")
     parser.add_argument("--users", type=int, default=50, help="concurrent portal users")
     parser.add_argument("--seconds", type=int, default=30, help="load duration per page")
     parser.add_argument("--think-ms", type=int, default=1000,
@@ -228,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     with own_schema(args.url, prefix="herald_scale") as url:
         run(url, args.factor, args.template_customers,
             [int(n) for n in args.workers.split(",")], args.web_workers, args.users,
-            args.seconds, args.think_ms)
+            args.seconds, args.think_ms, threads=args.threads, send=not args.portal_only)
 
 
 if __name__ == "__main__":

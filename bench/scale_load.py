@@ -164,8 +164,13 @@ def _print_queries_per_page(app, customer: SignedIn) -> None:
 
 
 def load_portal(env: dict[str, str], customers: list[SignedIn], *, web_workers: int,
-                seconds: int, think_ms: int) -> None:
-    """gunicorn on a free port, checked page by page, then wrk on the list and detail pages."""
+                seconds: int, think_ms: int, threads: int = 8) -> None:
+    """gunicorn on a free port, checked page by page, then wrk on the list and detail pages.
+
+    gunicorn runs with Herald's production settings (portal/gunicorn_config.py,
+    threaded workers) and ``web_workers`` processes of ``threads`` threads each;
+    ``threads=1`` gives gunicorn's default sync workers instead, for comparison.
+    """
     port = _free_port()
     url = env["DATABASE_URL"]
     tag = f"herald_portal_{secrets.token_hex(5)}"
@@ -173,9 +178,10 @@ def load_portal(env: dict[str, str], customers: list[SignedIn], *, web_workers: 
         env = {**env, "DATABASE_URL": sa.make_url(url).update_query_dict(
             {"application_name": tag}).render_as_string(hide_password=False)}
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(web_workers),
-         "--bind", f"127.0.0.1:{port}", "--timeout", "120", "--log-level", "warning",
-         "portal:create_app()"],
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:portal.gunicorn_config",
+         "--workers", str(web_workers), "--threads", str(threads),
+         "--worker-class", "gthread" if threads > 1 else "sync",
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "portal:create_app()"],
         env=env)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -278,6 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--instance", default=None,
                         help="instance folder (default: a temporary one)")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="threads per gunicorn worker (1: gunicorn's sync workers)")
     parser.add_argument("--users", type=int, default=50, help="concurrent portal users")
     parser.add_argument("--seconds", type=int, default=30, help="load duration per page")
     parser.add_argument("--think-ms", type=int, default=1000,
@@ -289,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
                "SECRET_KEY": secrets.token_hex(16), "HERALD_PUBLIC_URL": "http://127.0.0.1:5000",
                "SIGN_IN_LIMIT_PER_ADDRESS": "100000"}
         load_portal(env, sign_ins(env, args.users), web_workers=args.web_workers,
-                    seconds=args.seconds, think_ms=args.think_ms)
+                    seconds=args.seconds, think_ms=args.think_ms, threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ secret key generated on first start and kept in the instance folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -222,10 +223,8 @@ def persisted_secret_key(instance_path: Path) -> str:
             handle.write(secrets.token_urlsafe(48) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):  # another process started then and won
             os.link(draft, path)
-        except FileExistsError:  # another process started at the same moment and won
-            pass
     finally:
         os.unlink(draft)
     return _read_secret_key(path)

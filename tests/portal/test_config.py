@@ -31,7 +31,7 @@ def _key_after(barrier, folder, keys):
     barrier.wait()
     try:
         keys.put(persisted_secret_key(folder))
-    except Exception as error:  # noqa: BLE001 - the parent reports what went wrong
+    except Exception as error:  # the parent reports what went wrong
         keys.put(f"error: {error!r}")
 
 
