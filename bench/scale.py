@@ -177,7 +177,7 @@ def send_wave(url: str, engine: sa.Engine, wave_id: int, sequence: int, workers:
 
 def run(url: str, factor: int, template_customers: int, workers: list[int],
         web_workers: int, users: int, seconds: int, think_ms: int, threads: int = 8,
-        send: bool = True) -> None:
+        send: bool = True, compare_sync: int = 0) -> None:
     """The whole scale test in the schema ``url`` points at (without ``send``: data, portal)."""
     engine = make_engine(url)
     try:
@@ -191,8 +191,12 @@ def run(url: str, factor: int, template_customers: int, workers: list[int],
             env = {**os.environ, "DATABASE_URL": url, "HERALD_INSTANCE_PATH": instance,
                    "SECRET_KEY": uuid.uuid4().hex, "HERALD_PUBLIC_URL": PUBLIC_URL,
                    "SIGN_IN_LIMIT_PER_ADDRESS": "100000"}
-            load_portal(env, sign_ins(env, users), web_workers=web_workers, seconds=seconds,
+            customers = sign_ins(env, users)
+            load_portal(env, customers, web_workers=web_workers, seconds=seconds,
                         think_ms=think_ms, threads=threads)
+            if compare_sync:
+                load_portal(env, customers, web_workers=compare_sync, seconds=seconds,
+                            think_ms=think_ms, threads=1)
     finally:
         engine.dispose()
 
@@ -227,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="gunicorn worker processes (default: one per core)")
     parser.add_argument("--threads", type=int, default=8,
                         help="threads per gunicorn worker (1: gunicorn's sync workers)")
+    parser.add_argument("--compare-sync", type=int, metavar="WORKERS", default=0,
+                        help="then the same load on this many sync workers (gunicorn's default)")
     parser.add_argument("--portal-only", action="store_true",
                         help="skip planning and sending: the data, then the portal under load")
     parser.add_argument("--users", type=int, default=50, help="concurrent portal users")
@@ -240,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     with own_schema(args.url, prefix="herald_scale") as url:
         run(url, args.factor, args.template_customers,
             [int(n) for n in args.workers.split(",")], args.web_workers, args.users,
-            args.seconds, args.think_ms, threads=args.threads, send=not args.portal_only)
+            args.seconds, args.think_ms, threads=args.threads, send=not args.portal_only,
+            compare_sync=args.compare_sync)
 
 
 if __name__ == "__main__":

@@ -169,7 +169,8 @@ def load_portal(env: dict[str, str], customers: list[SignedIn], *, web_workers: 
 
     gunicorn runs with Herald's production settings (portal/gunicorn_config.py,
     threaded workers) and ``web_workers`` processes of ``threads`` threads each;
-    ``threads=1`` gives gunicorn's default sync workers instead, for comparison.
+    ``threads=1`` gives gunicorn's default sync workers instead, for comparison (their
+    figures are named ``scale_portal_sync_*``).
     """
     port = _free_port()
     url = env["DATABASE_URL"]
@@ -194,8 +195,9 @@ def load_portal(env: dict[str, str], customers: list[SignedIn], *, web_workers: 
                 assert response.status_code == 200, (path, response.status_code)
         engine = sa.create_engine(url) if url.startswith("postgresql") else None
         try:
-            for name in ("list", "detail"):
-                paths = [getattr(c, f"{name}_path") for c in customers]
+            for page in ("list", "detail"):
+                paths = [getattr(c, f"{page}_path") for c in customers]
+                name = page if threads > 1 else f"sync_{page}"  # named apart when compared
                 before = _server_cpu(server.pid, engine, tag)
                 done = _wrk(base, name, [c.cookie for c in customers], paths, len(customers),
                             seconds, think_ms)
@@ -283,9 +285,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", required=True, help="database URL holding the data")
     parser.add_argument("--instance", default=None,
                         help="instance folder (default: a temporary one)")
-    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 2,
+                        help="gunicorn worker processes (default: one per core)")
     parser.add_argument("--threads", type=int, default=8,
                         help="threads per gunicorn worker (1: gunicorn's sync workers)")
+    parser.add_argument("--compare-sync", type=int, metavar="WORKERS", default=0,
+                        help="then the same load on this many sync workers (gunicorn's default)")
     parser.add_argument("--users", type=int, default=50, help="concurrent portal users")
     parser.add_argument("--seconds", type=int, default=30, help="load duration per page")
     parser.add_argument("--think-ms", type=int, default=1000,
@@ -296,8 +301,12 @@ def main(argv: list[str] | None = None) -> None:
                "HERALD_INSTANCE_PATH": args.instance or scratch,
                "SECRET_KEY": secrets.token_hex(16), "HERALD_PUBLIC_URL": "http://127.0.0.1:5000",
                "SIGN_IN_LIMIT_PER_ADDRESS": "100000"}
-        load_portal(env, sign_ins(env, args.users), web_workers=args.web_workers,
-                    seconds=args.seconds, think_ms=args.think_ms, threads=args.threads)
+        customers = sign_ins(env, args.users)
+        load_portal(env, customers, web_workers=args.web_workers, seconds=args.seconds,
+                    think_ms=args.think_ms, threads=args.threads)
+        if args.compare_sync:
+            load_portal(env, customers, web_workers=args.compare_sync, seconds=args.seconds,
+                        think_ms=args.think_ms, threads=1)
 
 
 if __name__ == "__main__":
