@@ -176,7 +176,7 @@ def send_wave(url: str, engine: sa.Engine, wave_id: int, sequence: int, workers:
 
 
 def run(url: str, factor: int, template_customers: int, workers: list[int],
-        web_workers: int, users: int, seconds: int, think_ms: int, threads: int = 8,
+        web_workers: int, users: int, seconds: int, think_ms: int, threads: int = 4,
         send: bool = True, compare_sync: int = 0) -> None:
     """The whole scale test in the schema ``url`` points at (without ``send``: data, portal)."""
     engine = make_engine(url)
@@ -227,9 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--template-customers", type=int, default=200,
                         help="demo customers in the template, five invoices each")
     parser.add_argument("--workers", default="1,2,4", help="worker processes per wave")
-    parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 2,
-                        help="gunicorn worker processes (default: one per core)")
-    parser.add_argument("--threads", type=int, default=8,
+    parser.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1),
+                        help="gunicorn worker processes (default: two per core)")
+    parser.add_argument("--threads", type=int, default=4,
                         help="threads per gunicorn worker (1: gunicorn's sync workers)")
     parser.add_argument("--compare-sync", type=int, metavar="WORKERS", default=0,
                         help="then the same load on this many sync workers (gunicorn's default)")

@@ -164,7 +164,7 @@ def _print_queries_per_page(app, customer: SignedIn) -> None:
 
 
 def load_portal(env: dict[str, str], customers: list[SignedIn], *, web_workers: int,
-                seconds: int, think_ms: int, threads: int = 8) -> None:
+                seconds: int, think_ms: int, threads: int = 4) -> None:
     """gunicorn on a free port, checked page by page, then wrk on the list and detail pages.
 
     gunicorn runs with Herald's production settings (portal/gunicorn_config.py,
@@ -285,9 +285,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", required=True, help="database URL holding the data")
     parser.add_argument("--instance", default=None,
                         help="instance folder (default: a temporary one)")
-    parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 2,
-                        help="gunicorn worker processes (default: one per core)")
-    parser.add_argument("--threads", type=int, default=8,
+    parser.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1),
+                        help="gunicorn worker processes (default: two per core)")
+    parser.add_argument("--threads", type=int, default=4,
                         help="threads per gunicorn worker (1: gunicorn's sync workers)")
     parser.add_argument("--compare-sync", type=int, metavar="WORKERS", default=0,
                         help="then the same load on this many sync workers (gunicorn's default)")

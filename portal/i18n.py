@@ -14,7 +14,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, has_request_context, redirect, request, session, url_for
-from flask_babel import Babel, refresh
+from flask_babel import Babel, get_locale, refresh
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -55,8 +55,14 @@ def select_language() -> str:
 
 
 def current_format_locale() -> str:
-    """The Babel locale for amounts and dates in this request (``en_GB`` outside one)."""
-    return FORMAT_LOCALES[select_language()]
+    """The Babel locale for amounts and dates in this request (``en_GB`` outside one).
+
+    Follows Flask-Babel's locale, which runs :func:`select_language` once per request
+    (a page formats dozens of amounts and dates) and honours ``force_locale``.
+    """
+    if not has_request_context():
+        return FORMAT_LOCALES[DEFAULT_LANGUAGE]
+    return FORMAT_LOCALES.get(get_locale().language, FORMAT_LOCALES[DEFAULT_LANGUAGE])
 
 
 @bp.route("/language", methods=["POST"])
@@ -108,4 +114,4 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def language_context() -> dict[str, object]:
-        return {"current_language": select_language(), "language_names": LANGUAGE_NAMES}
+        return {"current_language": get_locale().language, "language_names": LANGUAGE_NAMES}
