@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, has_request_context, redirect, request, session, url_for
-from flask_babel import Babel, get_locale, refresh
+from flask import Blueprint, Flask, g, has_request_context, redirect, request, session, url_for
+from flask_babel import Babel, get_locale, get_translations, refresh
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -65,6 +65,15 @@ def current_format_locale() -> str:
     return FORMAT_LOCALES.get(get_locale().language, FORMAT_LOCALES[DEFAULT_LANGUAGE])
 
 
+def _catalogue():
+    """This request's translations, looked up once per locale in use."""
+    locale = get_locale()
+    kept = g.get("_herald_catalogue")
+    if kept is None or kept[0] is not locale:
+        kept = g._herald_catalogue = (locale, get_translations())
+    return kept[1]
+
+
 @bp.route("/language", methods=["POST"])
 def switch_language() -> Response:
     """Remember the chosen language (form POST with CSRF) and go back to the page."""
@@ -109,6 +118,14 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     babel.init_app(app, locale_selector=select_language)
+    # Flask-Babel's template callables find the request's catalogue again for every string
+    # (a page has dozens); these keep it for the request and locale (force_locale included).
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _catalogue().ugettext(s),
+        ngettext=lambda s, p, n: _catalogue().ungettext(s, p, n),
+        pgettext=lambda c, s: _catalogue().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _catalogue().unpgettext(c, s, p, n),
+        newstyle=True)
     app.register_blueprint(bp)
     labels.init_app(app)
 

@@ -208,3 +208,24 @@ def test_formatting_outside_a_request_is_british_english(app):
     assert money(Decimal("1234.56"), "EUR", "nl_BE") == f"€{NBSP}1.234,56"
     with app.test_request_context("/", headers={"Accept-Language": "es"}):
         assert money(Decimal("1234.56"), "EUR") == f"1.234,56{NBSP}€"
+
+
+def test_a_page_can_render_a_message_in_another_language_and_back(app):
+    # Emails to a customer are rendered in their language while serving a page in the
+    # reader's: each string follows the locale in force when it is rendered.
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    from portal.formatting import money as format_money
+
+    template = "{{ _('Invoices') }} {{ amount|money('EUR') }}"
+    with app.test_request_context("/", headers={"Accept-Language": "es"}):
+        compile_catalogs()
+        assert render_template_string(template, amount=Decimal("1234.5")) == \
+            f"Facturas 1.234,50{NBSP}€"
+        with force_locale("nl"):
+            assert render_template_string(template, amount=Decimal("1234.5")) == \
+                f"Facturen €{NBSP}1.234,50"
+            assert format_money(Decimal("2"), "EUR") == f"€{NBSP}2,00"
+        assert render_template_string(template, amount=Decimal("1234.5")) == \
+            f"Facturas 1.234,50{NBSP}€"
