@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plan_run import DEFAULT_URL, own_schema, server_cpu_reader  # bench/ is on sys.path
 from scale_data import multiply
-from scale_load import load_portal, sign_ins
+from scale_load import add_load_arguments, load_portal, sign_ins
 from send_throughput import dispatcher_process, own_backends, process_cpu, worker_process
 
 from distribution.deliveries import Delivery, DeliveryState
@@ -227,18 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--template-customers", type=int, default=200,
                         help="demo customers in the template, five invoices each")
     parser.add_argument("--workers", default="1,2,4", help="worker processes per wave")
-    parser.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1),
-                        help="gunicorn worker processes (default: two per core)")
-    parser.add_argument("--threads", type=int, default=4,
-                        help="threads per gunicorn worker (1: gunicorn's sync workers)")
-    parser.add_argument("--compare-sync", type=int, metavar="WORKERS", default=0,
-                        help="then the same load on this many sync workers (gunicorn's default)")
     parser.add_argument("--portal-only", action="store_true",
                         help="skip planning and sending: the data, then the portal under load")
-    parser.add_argument("--users", type=int, default=50, help="concurrent portal users")
-    parser.add_argument("--seconds", type=int, default=30, help="load duration per page")
-    parser.add_argument("--think-ms", type=int, default=1000,
-                        help="a user's average pause between requests (default %(default)s)")
+    add_load_arguments(parser)
     parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL URL (default %(default)s)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:

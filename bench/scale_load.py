@@ -279,12 +279,8 @@ def _wait_for(url: str) -> None:
     raise RuntimeError(f"the portal did not answer at {url}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Sign customers in and put the portal under load, against data already there."""
-    parser = argparse.ArgumentParser(description="The scale test's portal half, alone.")
-    parser.add_argument("--url", required=True, help="database URL holding the data")
-    parser.add_argument("--instance", default=None,
-                        help="instance folder (default: a temporary one)")
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the portal under load, shared with bench/scale.py."""
     parser.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1),
                         help="gunicorn worker processes (default: two per core)")
     parser.add_argument("--threads", type=int, default=4,
@@ -295,6 +291,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=30, help="load duration per page")
     parser.add_argument("--think-ms", type=int, default=1000,
                         help="a user's average pause between requests (default %(default)s)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Sign customers in and put the portal under load, against data already there."""
+    parser = argparse.ArgumentParser(description="The scale test's portal half, alone.")
+    parser.add_argument("--url", required=True, help="database URL holding the data")
+    parser.add_argument("--instance", default=None,
+                        help="instance folder (default: a temporary one)")
+    add_load_arguments(parser)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="herald-load-") as scratch:
         env = {**os.environ, "DATABASE_URL": args.url,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
-import socket
 import ssl
 import threading
 from collections import deque
@@ -36,6 +35,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.peers.ports import free_port
 
 STAGES = ("MAIL", "RCPT", "DATA")
 
@@ -263,7 +264,7 @@ class SmtpPeer:
         """Start the server on a free port."""
         last_error: OSError | None = None
         for _ in range(5):  # another process may take the free port before we bind it
-            self.port = _free_port()
+            self.port = free_port()
             controller = _Controller(self, hostname=self.host, port=self.port,
                                      ssl_context=self._implicit_tls_context, ready_timeout=5)
             try:
@@ -332,12 +333,6 @@ class SmtpPeer:
     def _check_stage(stage: str) -> None:
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

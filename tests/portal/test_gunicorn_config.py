@@ -17,22 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers.ports import free_port
+
 pytest.importorskip("gunicorn")
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "/static/herald.css"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn(tmp_path):
     """gunicorn with Herald's settings, one process of two threads, on a free port."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HERALD_INSTANCE_PATH": str(tmp_path), "SECRET_KEY":
            secrets.token_hex(16), "DATABASE_URL": f"sqlite:///{tmp_path / 'herald.sqlite3'}",
            "WEB_CONCURRENCY": "1", "HERALD_WEB_THREADS": "2",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import requests
 from distribution.channels.base import ChannelError, ErrorKind, OutgoingMessage
 from distribution.channels.webpush import WebPushChannel
 from distribution.vapid import VapidKeys
+from tests.peers.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -49,12 +49,6 @@ def _node() -> str:
     if not major.isdigit() or int(major) < 20:
         pytest.skip(f"web-push-testing needs Node.js 20 or later, found {version.stdout.strip()}")
     return node
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class WebPushTesting:
@@ -88,7 +82,7 @@ class WebPushTesting:
 @pytest.fixture(scope="module")
 def web_push_testing() -> Iterator[WebPushTesting]:
     package, node = _package_dir(), _node()
-    port = _free_port()
+    port = free_port()
     # Its server script directly, not `web-push-testing start`: that detaches the server and
     # keeps the pid in a node-persist folder in the working directory; this way we own the
     # process and end it ourselves.
