@@ -53,3 +53,64 @@ def test_a_failed_render_switches_the_collector_back_on(invoice, monkeypatch):
     with pytest.raises(RuntimeError, match="layout failed"):
         render_pdf(invoice, BRANDING)
     assert gc.isenabled()
+
+
+def _qr_matrix_in(pdf: bytes) -> list[list[bool]]:
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    (image,) = [i for i in PdfReader(BytesIO(pdf)).pages[0].images if 10 < i.image.size[0] < 100]
+    pixels = image.image.convert("L")
+    return [[pixels.getpixel((x, y)) < 128 for x in range(pixels.size[0])]
+            for y in range(pixels.size[1])]
+
+
+def test_renders_share_the_logo_and_each_keeps_its_own_qr_code(make_document, monkeypatch):
+    """The image cache shared between renders: the logo is fetched once while the cache
+    lasts, every PDF carries the QR code of its own amount, and the cache is emptied
+    (between renders) once it outgrows its limit, so a long-running worker stays bounded."""
+    import base64
+
+    import segno
+    import weasyprint.images
+
+    from einvoice.pdf import render
+    from einvoice.pdf.render import epc_payload_for
+
+    logo = (  # a 1x1 PNG: a raster logo, whose encoded data the cache holds apart
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+        b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
+        b"\x00\x00\x00\x00IEND\xaeB`\x82")
+    branding = Branding(seller_name="Cache Co", logo=logo, logo_mime_type="image/png")
+    fetched: list[str] = []
+    real_fetch = weasyprint.images.fetch
+
+    def counting_fetch(fetcher, url):
+        fetched.append(url)
+        return real_fetch(fetcher, url)
+
+    monkeypatch.setattr(weasyprint.images, "fetch", counting_fetch)
+    monkeypatch.setattr(render, "IMAGE_CACHE_ENTRIES", 12)
+    monkeypatch.setattr(render, "_images", {})
+    sizes = []
+    for n in range(1, 9):
+        doc = compute(make_document(number=f"INV-CACHE-{n}", lines=[make_line_of(n)]))
+        pdf = render_pdf(doc, branding, "en")
+        matrix = segno.make(epc_payload_for(doc), error="m", micro=False, encoding="utf-8",
+                            boost_error=False).matrix
+        assert _qr_matrix_in(pdf) == [[bool(bit) for bit in row] for row in matrix]
+        sizes.append(len(render._images))
+    logo_url = "data:image/png;base64," + base64.b64encode(logo).decode()
+    logo_fetches = [url for url in fetched if url == logo_url]
+    # Eight documents, a cache emptied at least once: the logo fetched again only then.
+    assert 1 < len(logo_fetches) < 8
+    assert max(sizes) <= 12 + 8 and min(sizes[1:]) < max(sizes)
+
+
+def make_line_of(n: int):
+    from decimal import Decimal
+
+    from tests.einvoice.conftest import line
+
+    return line(1, net_price=Decimal(100 + n))
