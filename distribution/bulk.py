@@ -12,12 +12,35 @@ their values, timestamps timezone-aware. No ORM objects are made.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import gc
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a piece of bulk work.
+
+    Planning a run keeps hundreds of thousands of rows and objects alive at once;
+    while they pile up, the collector runs again and again and each full pass walks
+    all of them: a quarter of the CPU of planning 100,000 documents, measured, and
+    more the larger the run. Reference counting still frees almost everything; the
+    few cycles left are collected once the collector is back on. Nested use is fine
+    (only the outermost one turns it back on). The collector is process-wide: other
+    threads' cycles wait too, for as long as the work lasts.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def among(session: Session, column: sa.ColumnElement,

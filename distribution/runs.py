@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from distribution.bulk import allocate_ids, among, insert_rows, present
+from distribution.bulk import allocate_ids, among, collector_paused, insert_rows, present
 from distribution.channels.base import ChannelName
 from distribution.deliveries import Delivery, DeliveryState, Message, idempotency_key_for
 from distribution.events import NewEvent, canonical_json, record_event, record_events
@@ -109,6 +109,13 @@ def create_run(session: Session, *, name: str, message_type: str, specs: list[Me
     ``delivery.planned`` event per new delivery; ``run.created`` comes last.
     """
     options.check()
+    with collector_paused():
+        return _create_run(session, name=name, message_type=message_type, specs=specs,
+                           selection=selection, created_by=created_by, options=options)
+
+
+def _create_run(session: Session, *, name: str, message_type: str, specs: list[MessageSpec],
+                selection: dict[str, Any], created_by: str, options: WaveOptions) -> RunSummary:
     ensure_message_types(session)
     run = Run(name=name, message_type=message_type, selection=selection, created_by=created_by,
               auto_continue=options.auto_continue)

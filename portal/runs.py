@@ -12,7 +12,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from sqlalchemy.orm import Session, selectinload
 
-from distribution.bulk import present
+from distribution.bulk import collector_paused, present
 from distribution.deliveries import Message
 from distribution.runs import MessageSpec, RunSummary, WaveOptions, create_run
 from distribution.sending import EMBED_PDF_IN_UBL
@@ -113,6 +113,15 @@ def create_document_run(session: Session, selection: RunSelection, options: Wave
     Each new message gets a "review & pay" link of its own, valid ``link_days``
     past the due date; the links are made in bulk, one per document not sent yet.
     """
+    with collector_paused():  # a million documents and their objects: see collector_paused
+        return _create_document_run(session, selection, options, name=name,
+                                    public_url=public_url, created_by=created_by,
+                                    link_days=link_days)
+
+
+def _create_document_run(session: Session, selection: RunSelection, options: WaveOptions, *,
+                         name: str, public_url: str, created_by: str,
+                         link_days: int) -> RunSummary:
     from portal.pay.links import issue_links, link_url
 
     documents = select_documents(session, selection)

@@ -137,6 +137,36 @@ def test_an_unknown_recipient_in_a_later_chunk_is_refused(session, small_chunks)
         run_for(session, ["a", "b", "c", "nobody"])
 
 
+def test_planning_pauses_the_cyclic_collector_and_always_turns_it_back_on(
+        session, small_chunks, monkeypatch):
+    """Bulk planning runs with the collector paused (see bulk.collector_paused), and a
+    refused run leaves it on as before, as does a caller that had it off already."""
+    import gc
+
+    seen = []
+    real_add = runs._RunBuilder.add
+
+    def add(builder, specs):
+        seen.append(gc.isenabled())
+        return real_add(builder, specs)
+
+    monkeypatch.setattr(runs._RunBuilder, "add", add)
+    for key in ("a", "b", "c"):
+        make_recipient(session, key)
+    assert gc.isenabled()
+    run_for(session, ["a", "b", "c"])
+    assert seen == [False, False] and gc.isenabled()
+    with pytest.raises(RunError, match="recipient 'nobody' is unknown"):
+        run_for(session, ["nobody"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run_for(session, ["a", "b"], message_type="notice")
+        assert not gc.isenabled()  # nested in a caller's pause: left off
+    finally:
+        gc.enable()
+
+
 def test_an_unknown_message_type_is_refused_only_when_a_message_needs_it(session):
     make_recipient(session, "a")
     empty = create_run(session, name="r", message_type="postcard", specs=[], selection={},
