@@ -7,10 +7,11 @@ secret key generated on first start and kept in the instance folder.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -209,7 +210,9 @@ def persisted_secret_key(instance_path: Path) -> str:
     Several processes (web, worker, dispatcher) may start at the same moment on a new
     instance. The key is written to a private file first and then linked into place,
     which succeeds for exactly one of them, so none can read a file another has
-    created but not yet written; the losers read the winner's key.
+    created but not yet written; the losers read the winner's key. On a filesystem
+    without hard links the file is claimed with ``O_EXCL`` instead, and a reader that
+    finds it still empty waits a moment for its writer.
     """
     path = instance_path / SECRET_KEY_FILE
     try:
@@ -217,24 +220,49 @@ def persisted_secret_key(instance_path: Path) -> str:
     except FileNotFoundError:
         pass
     instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48) + "\n"
     fd, draft = tempfile.mkstemp(dir=instance_path, prefix=".secret_key-")  # mode 0600
     try:
         with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48) + "\n")
+            handle.write(key)
             handle.flush()
             os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):  # another process started then and won
+        try:
             os.link(draft, path)
+        except FileExistsError:  # another process started then and won
+            pass
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            _claim_without_link(path, key)
     finally:
         os.unlink(draft)
     return _read_secret_key(path)
 
 
-def _read_secret_key(path: Path) -> str:
-    key = path.read_text().strip()
-    if not key:
-        raise ConfigError(f"the secret key file {path} is empty: delete it so that Herald "
-                          "makes a new one (signed-in sessions end), or set SECRET_KEY")
+# What link() fails with where the filesystem has no hard links (FAT, some network shares).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+
+
+def _claim_without_link(path: Path, key: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process claimed it: _read_secret_key waits for its key
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _read_secret_key(path: Path, wait: float = 0.5) -> str:
+    deadline = time.monotonic() + wait
+    while not (key := path.read_text().strip()):
+        if time.monotonic() >= deadline:  # no writer is coming: a crash left it empty
+            raise ConfigError(f"the secret key file {path} is empty: delete it so that "
+                              "Herald makes a new one (signed-in sessions end), or set "
+                              "SECRET_KEY")
+        time.sleep(0.02)
     return key
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
+import os
 import stat
 
 import pytest
@@ -35,9 +37,17 @@ def _key_after(barrier, folder, keys):
         keys.put(f"error: {error!r}")
 
 
-def test_processes_starting_together_share_one_complete_key(tmp_path):
+def _no_hard_links(source, target):
+    raise PermissionError(errno.EPERM, "Operation not permitted", str(source))
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["link", "no-hard-links"])
+def test_processes_starting_together_share_one_complete_key(tmp_path, monkeypatch, hard_links):
     # Web, worker and dispatcher start at once on a new instance: none may read the
-    # key file while another is still writing it (an empty key stops sealing).
+    # key file while another is still writing it (an empty key stops sealing). Without
+    # hard links (link() refused, as on FAT) the forked racers claim it with O_EXCL.
+    if not hard_links:
+        monkeypatch.setattr(os, "link", _no_hard_links)
     context = multiprocessing.get_context("fork")
     for round_ in range(15):
         folder = tmp_path / str(round_)
@@ -51,6 +61,21 @@ def test_processes_starting_together_share_one_complete_key(tmp_path):
             racer.join()
         assert len(seen) == 1 and len(seen.pop()) >= 48
         assert [path.name for path in folder.iterdir()] == ["secret_key"]  # no drafts left
+
+
+def test_a_key_file_claimed_but_not_yet_written_is_waited_for(tmp_path):
+    # Without hard links a racer creates the file (O_EXCL) and then writes it: another
+    # reading in between finds it empty for a moment, and must wait, not give up.
+    import threading
+
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("")
+    writer = threading.Timer(0.15, lambda: key_file.write_text("k" * 64 + "\n"))
+    writer.start()
+    try:
+        assert persisted_secret_key(tmp_path) == "k" * 64
+    finally:
+        writer.join()
 
 
 def test_an_empty_key_file_is_refused_with_the_fix(tmp_path):
