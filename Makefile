@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.herald-installed
+# Every Python dependency's exact version (see its header; `make lock` remakes it).
+LOCK := requirements.lock
 # The PostgreSQL run of the suite; each run works in a schema of its own.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-sqlite test-postgres lint audit vendor clean catalogs translations
+.PHONY: install demo test test-sqlite test-postgres lint audit lock vendor clean catalogs translations
 
 install: $(STAMP) static/vendor/.copied catalogs
 
@@ -29,11 +31,22 @@ translations: $(STAMP)
 	    $(BIN)/pybabel init -l $$lang -i portal/translations/messages.pot -d portal/translations; \
 	  fi; done
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test]'
 	touch $@
+
+# Resolve pyproject.toml's dependencies afresh (newest allowed versions) in a throw-away
+# environment and record the result; tests/test_dependency_lock.py checks the two agree.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[test]'
+	{ sed -n '/^#/p' $(LOCK); .lock-venv/bin/pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -71,12 +84,12 @@ test-postgres: install
 lint: install
 	$(BIN)/ruff check .
 
-# Known vulnerabilities in the installed dependencies (needs PyPI's vulnerability data or
-# OSV: not part of CI, which runs offline). --strict fails when a package could not be
-# checked, so an unreachable service is never reported as "no known vulnerabilities".
+# Known vulnerabilities in the locked dependencies (needs PyPI's vulnerability data or OSV:
+# not part of CI, which runs offline). --strict fails when a package could not be checked,
+# so an unreachable service is never reported as "no known vulnerabilities".
 audit: install
 	$(BIN)/pip install -q pip-audit
-	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable $(AUDIT_ARGS)
+	$(BIN)/pip-audit --strict --progress-spinner off --no-deps -r $(LOCK) $(AUDIT_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache
