@@ -5,7 +5,6 @@ a (dark) phone, screenshots under test-artifacts/browser/."""
 from __future__ import annotations
 
 import re
-import time
 
 import pyotp
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from portal.models.base import utcnow
 from tests.browser.conftest import Tab
 from tests.browser.seed import PASSWORD, Person
 from tests.factories import make_user
+from tests.totp_codes import previous_step_code
 
 
 def _admin(tab: Tab, purpose: str) -> Person:
@@ -28,7 +28,7 @@ def _admin(tab: Tab, purpose: str) -> Person:
     person = Person(email=email, customer_number="", language="en", invoices=())
     tab.sign_in(person)
     tab.check("sign-in-code")
-    tab.page.get_by_label("Code").fill(pyotp.TOTP(secret).at(time.time() - 30))
+    tab.page.get_by_label("Code").fill(previous_step_code(secret))
     tab.page.get_by_role("button", name="Continue").click()
     tab.page.wait_for_load_state()
     tab.check("ops-overview")

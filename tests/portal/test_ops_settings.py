@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import time
 from datetime import timedelta
 
 import pyotp
@@ -31,6 +30,7 @@ from tests.peers.webpush_service import (  # noqa: F401 - the fixtures are used 
     push_service_fixture,
 )
 from tests.portal.test_web import sign_in
+from tests.totp_codes import previous_step_code
 
 smtp_peer = smtp_peers.smtp_peer
 fcm_server = fcm_peers.fcm_server
@@ -61,7 +61,7 @@ def sign_in_admin(client, user) -> None:
     page = client.get("/sign-in/code")
     token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page.data).group(1)
     response = client.post("/sign-in/code", data={
-        "csrf_token": token.decode(), "code": pyotp.TOTP(user.totp_secret).at(time.time() - 30)})
+        "csrf_token": token.decode(), "code": previous_step_code(user.totp_secret)})
     assert response.status_code == 302 and "/sign-in" not in response.location
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +17,7 @@ from portal.oidc_settings import OidcSettings
 from tests.factories import make_customer, make_organisation, make_user
 from tests.peers.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, oidc_provider
 from tests.portal.auth.helpers import events_of, post
+from tests.totp_codes import previous_step_code
 
 __all__ = ["oidc_provider"]  # the fixture
 
@@ -227,7 +227,7 @@ def test_an_administrator_gives_the_totp_code_unless_the_provider_asserts_mfa(
                        "amr": ["pwd"]}
     response = round_trip(client)
     assert response.location.endswith("/sign-in/code") and not signed_in(client)
-    code = pyotp.TOTP(admin.totp_secret).at(time.time() - 30)
+    code = previous_step_code(admin.totp_secret)
     assert post(client, "/sign-in/code", code=code).status_code == 302
     assert signed_in(client)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pyotp
 
@@ -11,6 +10,7 @@ from portal.models import Role
 from portal.models.base import utcnow
 from tests.factories import make_user
 from tests.portal.auth.helpers import post, sign_in
+from tests.totp_codes import previous_step_code
 
 
 def make_admin(session, email: str = "admin@example.com"):
@@ -26,7 +26,7 @@ def sign_in_admin(client, user) -> None:
     """Password, then a current TOTP code (one step back, so a later code stays unused)."""
     response = sign_in(client, user.email)
     assert response.location.endswith("/sign-in/code"), response.location
-    code = pyotp.TOTP(user.totp_secret).at(time.time() - 30)
+    code = previous_step_code(user.totp_secret)
     response = post(client, "/sign-in/code", code=code)
     assert response.status_code == 302 and "/sign-in" not in response.location
 
