@@ -30,9 +30,9 @@ def collector_paused() -> Iterator[None]:
     while they pile up, the collector runs again and again and each full pass walks
     all of them: a quarter of the CPU of planning 100,000 documents, measured, and
     more the larger the run. Reference counting still frees almost everything; the
-    few cycles left are collected once the collector is back on. Nested use is fine
-    (only the outermost one turns it back on). The collector is process-wide: other
-    threads' cycles wait too, for as long as the work lasts.
+    few cycles left are collected once the collector is back on. Works as a decorator
+    too; nested use is fine (only the outermost one turns it back on). The collector
+    is process-wide: other threads' cycles wait too, for as long as the work lasts.
     """
     enabled = gc.isenabled()
     gc.disable()

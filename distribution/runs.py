@@ -97,6 +97,7 @@ class RunSummary:
 CHUNK_SIZE = 5000  # specs per round of queries and bulk inserts
 
 
+@collector_paused()
 def create_run(session: Session, *, name: str, message_type: str, specs: list[MessageSpec],
                selection: dict[str, Any], created_by: str, options: WaveOptions) -> RunSummary:
     """Create a run with its messages, deliveries and (draft) waves.
@@ -109,13 +110,6 @@ def create_run(session: Session, *, name: str, message_type: str, specs: list[Me
     ``delivery.planned`` event per new delivery; ``run.created`` comes last.
     """
     options.check()
-    with collector_paused():
-        return _create_run(session, name=name, message_type=message_type, specs=specs,
-                           selection=selection, created_by=created_by, options=options)
-
-
-def _create_run(session: Session, *, name: str, message_type: str, specs: list[MessageSpec],
-                selection: dict[str, Any], created_by: str, options: WaveOptions) -> RunSummary:
     ensure_message_types(session)
     run = Run(name=name, message_type=message_type, selection=selection, created_by=created_by,
               auto_continue=options.auto_continue)

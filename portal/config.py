@@ -223,10 +223,7 @@ def persisted_secret_key(instance_path: Path) -> str:
     key = secrets.token_urlsafe(48) + "\n"
     fd, draft = tempfile.mkstemp(dir=instance_path, prefix=".secret_key-")  # mode 0600
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(fd, key)
         try:
             os.link(draft, path)
         except FileExistsError:  # another process started then and won
@@ -249,8 +246,12 @@ def _claim_without_link(path: Path, key: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return  # another process claimed it: _read_secret_key waits for its key
+    _write_synced(fd, key)
+
+
+def _write_synced(fd: int, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -153,6 +153,7 @@ def _long_date(day: date, locale: Locale) -> str:
     return format_date(day, "long", locale=locale)  # a run has few distinct due dates
 
 
+@collector_paused()  # a million documents and their objects: see collector_paused
 def create_document_run(session: Session, selection: RunSelection, options: WaveOptions, *,
                         name: str, public_url: str, created_by: str,
                         link_days: int = 30) -> RunSummary:
@@ -161,15 +162,6 @@ def create_document_run(session: Session, selection: RunSelection, options: Wave
     Each new message gets a "review & pay" link of its own, valid ``link_days``
     past the due date; the links are made in bulk, one per document not sent yet.
     """
-    with collector_paused():  # a million documents and their objects: see collector_paused
-        return _create_document_run(session, selection, options, name=name,
-                                    public_url=public_url, created_by=created_by,
-                                    link_days=link_days)
-
-
-def _create_document_run(session: Session, selection: RunSelection, options: WaveOptions, *,
-                         name: str, public_url: str, created_by: str,
-                         link_days: int) -> RunSummary:
     from portal.pay.links import issue_links, link_url
 
     documents = select_documents(session, selection)
