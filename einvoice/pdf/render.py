@@ -75,6 +75,20 @@ def _engine() -> tuple[weasyprint.text.fonts.FontConfiguration, weasyprint.CSS, 
 
 
 @functools.cache
+def _document_stylesheet(text: str) -> weasyprint.CSS:
+    """The stylesheet of a document's own ``<style>``, parsed once per distinct text.
+
+    It holds only the seller's colours and the page counter's words, so a process
+    sees a handful; parsed once, its declarations are the same objects in every
+    document, which lets computed styles be shared between documents.
+    """
+    import weasyprint
+
+    fonts, _, fetcher = _engine()
+    return weasyprint.CSS(string=text, font_config=fonts, url_fetcher=fetcher)
+
+
+@functools.cache
 def _page_class() -> type[weasyprint.HTML]:
     """WeasyPrint's HTML document, with the small user-agent stylesheet of our template.
 
@@ -86,10 +100,16 @@ def _page_class() -> type[weasyprint.HTML]:
     import cssselect2
     import weasyprint
 
+    from einvoice.pdf import shared_styles
+
+    shared_styles.install()
     user_agent = weasyprint.CSS(string=(_TEMPLATES / "ua.css").read_text("utf-8"))
 
     class InvoicePage(weasyprint.HTML):
+        shares_styles = False
+
         def __init__(self, html: str, url_fetcher: object) -> None:
+            self.own_stylesheets = []
             try:
                 # Our template's own output, every value escaped by Jinja: no entity
                 # declarations can get in (and expat refuses entity bombs anyway).
@@ -103,11 +123,24 @@ def _page_class() -> type[weasyprint.HTML]:
             self.base_url = None
             self.url_fetcher = url_fetcher
             self.media_type = "print"
+            head = root.find("head")
+            for style in [] if head is None else head.findall("style"):
+                head.remove(style)
+                self.own_stylesheets.append(_document_stylesheet(style.text or ""))
+            self.shares_styles = True
             self.wrapper_element = cssselect2.ElementWrapper.from_html_root(root)
             self.etree_element = self.wrapper_element.etree_element
 
         def _ua_stylesheets(self, forms: bool = False) -> list[weasyprint.CSS]:
             return [user_agent]
+
+        def render(self, *args: object, **options: object) -> weasyprint.Document:
+            # The document's own <style>, lifted out of the tree and parsed once, comes
+            # after the caller's stylesheets: the template's rules never set what the
+            # <style> sets, and the later sheet wins where selectors tie anyway.
+            options["stylesheets"] = [*(options.get("stylesheets") or []),
+                                      *self.own_stylesheets]
+            return super().render(*args, **options)
 
     return InvoicePage
 
@@ -282,12 +315,15 @@ def print_html(html: str) -> bytes:
 
 
 def _write_pdf(html: str, options: dict) -> bytes:
+    from einvoice.pdf import shared_styles
+
     fonts, stylesheet, fetcher = _engine()
     page = _page_class()(html, fetcher)
     # WeasyPrint does not promise that a FontConfiguration is safe to share
     # between threads; rendering is CPU-bound anyway, so threads would gain
     # nothing from running it concurrently.
     with _lock:
+        shared_styles.trim_cache()
         # A render allocates hundreds of thousands of short-lived objects, about
         # 5,000 of them in reference cycles. With the cyclic collector on, that
         # triggers some ten young and now and then a full collection per render,
