@@ -1,4 +1,4 @@
-"""The account emails (magic link, password reset, invitation), sent by one Huey task.
+"""The account emails (sign-in link, reset, invitation, registration), sent by one Huey task.
 
 The task gets only the :class:`AccountToken` row's id. It makes the token in
 its own short transaction (so no secret sits in the queue), records that the
@@ -34,11 +34,13 @@ PATHS = {
     TokenPurpose.MAGIC_LINK: "/sign-in/link/",
     TokenPurpose.PASSWORD_RESET: "/password/reset/",
     TokenPurpose.INVITATION: "/invitation/",
+    TokenPurpose.REGISTRATION: "/register/",
 }
 EVENT_KINDS = {
     TokenPurpose.MAGIC_LINK: "auth.magic_link_sent",
     TokenPurpose.PASSWORD_RESET: "auth.password_reset_sent",
     TokenPurpose.INVITATION: "auth.invitation_sent",
+    TokenPurpose.REGISTRATION: "auth.registration_link_sent",
 }
 
 
@@ -55,6 +57,12 @@ def _texts(purpose: TokenPurpose, name: str, link: str, minutes: int, days: int,
             "password. It works once, and signs you out everywhere else.\n\n%(link)s\n\nIf you "
             "did not ask for it, ignore this email; your password stays as it is.",
             name=name, minutes=minutes, link=link)
+    if purpose is TokenPurpose.REGISTRATION:
+        return _("Confirm your email address"), _(
+            "Hello %(name)s,\n\nTo finish creating your sign-in for your invoices, open this "
+            "link within %(days)s days and choose your password:\n\n%(link)s\n\nIf you did "
+            "not ask for this, ignore this email: nobody can sign in with this address "
+            "without it.", name=name, days=days, link=link)
     if staff:
         return _("You are invited to Herald's ops console"), _(
             "Hello %(name)s,\n\nAn administrator gave you a staff account in Herald. Open "

@@ -73,8 +73,12 @@ class ChangePasswordForm(NewPasswordForm):
     )
 
 
-class RegisterForm(NewPasswordForm):
-    """Self-registration: prove the account is yours with an invoice of it."""
+class RegisterForm(FlaskForm):
+    """Self-registration: prove the account is yours with an invoice of it.
+
+    No password here: it is chosen from the link emailed to the address, which
+    proves the address is the registrant's.
+    """
 
     account_number = StringField(
         _l("Account or customer number"),

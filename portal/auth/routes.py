@@ -39,7 +39,16 @@ from portal.config import Settings
 from portal.db import db_session
 from portal.extensions import login_manager
 from portal.mailer import after_commit
-from portal.models import Account, Customer, Invoice, Role, SignInSession, TokenPurpose, User
+from portal.models import (
+    Account,
+    AccountToken,
+    Customer,
+    Invoice,
+    Role,
+    SignInSession,
+    TokenPurpose,
+    User,
+)
 
 # The Flask session key holding a sign-in that waits for its second factor, and its lifetime.
 PENDING_KEY = "auth_pending"
@@ -300,25 +309,41 @@ def reset_password(token: str) -> Response | str | tuple[str, int]:
                            title=_("Choose a new password"), email=row.user.email)
 
 
-@bp.route("/invitation/<token>", methods=["GET", "POST"])
-def accept_invitation(token: str) -> Response | str | tuple[str, int]:
-    """Accept an emailed invitation by choosing a password; then the person is signed in."""
+def _first_password(token: str, purpose: TokenPurpose, method: str, title: str
+                    ) -> Response | str | tuple[str, int]:
+    """Choose a password from an emailed invitation or registration link, then sign in."""
     db = db_session()
-    row = tokens.find(db, token, TokenPurpose.INVITATION)
+    row = tokens.find(db, token, purpose)
     if row is None or not row.user.active:
         return _link_gone()
     form = NewPasswordForm()
     if form.validate_on_submit():
         user = row.user
         tokens.redeem(db, row)
-        _set_password(user, form.password.data, "invitation_accepted")
-        record_event(db, *user_subject(user), "auth.invitation_accepted", {"token_id": row.id},
+        reason = {TokenPurpose.INVITATION: "invitation_accepted",
+                  TokenPurpose.REGISTRATION: "registration_confirmed"}[purpose]
+        _set_password(user, form.password.data, reason)
+        record_event(db, *user_subject(user), f"auth.{reason}", {"token_id": row.id},
                      actor=f"user:{user.id}")
         if current_user.is_authenticated:
             logout_user()
-        return finish_sign_in(user, "invitation")
-    return render_template("auth/set_password.html", form=form,
-                           title=_("Welcome: choose your password"), email=row.user.email)
+        return finish_sign_in(user, method)
+    return render_template("auth/set_password.html", form=form, title=title,
+                           email=row.user.email)
+
+
+@bp.route("/invitation/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str) -> Response | str | tuple[str, int]:
+    """Accept an emailed invitation by choosing a password; then the person is signed in."""
+    return _first_password(token, TokenPurpose.INVITATION, "invitation",
+                           _("Welcome: choose your password"))
+
+
+@bp.route("/register/<token>", methods=["GET", "POST"])
+def confirm_registration(token: str) -> Response | str | tuple[str, int]:
+    """Finish a self-registration from the emailed link (it proves the address is theirs)."""
+    return _first_password(token, TokenPurpose.REGISTRATION, "registration",
+                           _("Almost done: choose your password"))
 
 
 def parse_amount(text: str) -> Decimal | None:
@@ -352,9 +377,25 @@ def owned_customer(db, account_number: str, invoice_number: str, total: Decimal
     return None
 
 
+def _pending_registration(db, user: User) -> bool:
+    """True for a self-registration whose emailed link was never used to set a password."""
+    if user.role is not Role.CUSTOMER or user.password_hash is not None \
+            or user.last_login_at is not None:
+        return False
+    return db.scalars(sa.select(AccountToken.id).where(
+        AccountToken.user_id == user.id,
+        AccountToken.purpose == TokenPurpose.REGISTRATION)).first() is not None
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> Response | str | tuple[str, int]:
-    """Create a sign-in by proving the account is yours with one of its invoices."""
+    """Prove the account is yours with one of its invoices; a link to the address finishes it.
+
+    Nothing signs in until the emailed link is opened and a password chosen there, so a
+    sign-in is never created for an address its owner did not confirm. A registration
+    still waiting for its link may be made again (a new link ends the old one), also for
+    another account: an address cannot be held by someone who merely typed it first.
+    """
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     form = RegisterForm()
@@ -369,25 +410,36 @@ def register() -> Response | str | tuple[str, int]:
         customer = owned_customer(db, form.account_number.data, form.invoice_number.data,
                                   total) if total is not None else None
         email = form.email.data.strip().lower()
+        user = db.scalars(sa.select(User).where(User.email == email)).first()
         if customer is None:
             record_event(db, "sign_in", "registration", "auth.registration_failed",
                          {"ip": client_ip()}, actor="anonymous")
             flash(_("These details do not match an invoice of ours. Check the account number, "
                     "the invoice number and its total amount exactly as printed on the "
                     "invoice."), "error")
-        elif db.scalars(sa.select(User.id).where(User.email == email)).first() is not None:
+        elif user is not None and not _pending_registration(db, user):
             flash(_("That email address already has a sign-in. Sign in, or ask for a new "
                     "password if you forgot it."), "error")
         else:
-            user = User(email=email, name=form.name.data.strip(), role=Role.CUSTOMER,
-                        customer_id=customer.id, password_hash=hash_password(form.password.data),
-                        session_token=_new_session_token())
-            db.add(user)
+            payload = {"customer_id": customer.id, "ip": client_ip()}
+            if user is None:
+                user = User(email=email, role=Role.CUSTOMER, session_token=_new_session_token())
+                db.add(user)
+            else:  # a link already sent must not open the account registered now
+                tokens.end_links(db, user.id, TokenPurpose.REGISTRATION)
+                if user.customer_id != customer.id:
+                    payload["replaced_customer_id"] = user.customer_id
+            user.name, user.customer_id = form.name.data.strip(), customer.id
             db.flush()
-            record_event(db, *user_subject(user), "auth.registered",
-                         {"customer_id": customer.id, "ip": client_ip()},
-                         actor=f"user:{user.id}")
-            return finish_sign_in(user, "registration")
+            record_event(db, *user_subject(user), "auth.registered", payload,
+                         actor="anonymous")
+            row = tokens.request_token(db, user, TokenPurpose.REGISTRATION, actor="anonymous")
+            task, token_id = account_email_task(), row.id
+            after_commit(db, lambda: task(token_id))
+            flash(_("Almost done: we have emailed a link to %(email)s. Open it within "
+                    "%(days)s days to choose your password and see your invoices.",
+                    email=email, days=settings().sign_in_invitation_days), "info")
+            return redirect(url_for("auth.sign_in"))
     return render_template("auth/register.html", form=form)
 
 

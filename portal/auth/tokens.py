@@ -1,4 +1,4 @@
-"""Single-use emailed links: magic sign-in, password reset and invitation.
+"""Single-use emailed links: magic sign-in, password reset, invitation and registration.
 
 The request that asks for a link creates an :class:`AccountToken` row with no
 token yet; the mail task calls :func:`issue` to make the random token, store its
@@ -29,7 +29,7 @@ def token_digest(token: str) -> str:
 
 def lifetime(settings: Settings, purpose: TokenPurpose) -> timedelta:
     """How long a link of ``purpose`` works once sent."""
-    if purpose is TokenPurpose.INVITATION:
+    if purpose in (TokenPurpose.INVITATION, TokenPurpose.REGISTRATION):
         return timedelta(days=settings.sign_in_invitation_days)
     return timedelta(minutes=settings.sign_in_link_minutes)
 
@@ -49,16 +49,26 @@ def issue(session: Session, row: AccountToken, settings: Settings) -> str | None
         return None
     # A retried task (the send failed) makes a new token, which ends the unsent one.
     now = utcnow()
-    for older in session.scalars(sa.select(AccountToken).where(
-            AccountToken.user_id == row.user_id, AccountToken.purpose == row.purpose,
-            AccountToken.id < row.id, AccountToken.used_at.is_(None))):
-        older.used_at = now
+    end_links(session, row.user_id, row.purpose, before=row.id)
     token = secrets.token_urlsafe(32)
     row.token_sha256 = token_digest(token)
     row.expires_at = now + lifetime(settings, row.purpose)
     row.sent_at = now
     session.flush()
     return token
+
+
+def end_links(session: Session, user_id: int, purpose: TokenPurpose,
+              before: int | None = None) -> None:
+    """End the user's unused links of ``purpose`` (only those older than row ``before``)."""
+    query = sa.select(AccountToken).where(
+        AccountToken.user_id == user_id, AccountToken.purpose == purpose,
+        AccountToken.used_at.is_(None))
+    if before is not None:
+        query = query.where(AccountToken.id < before)
+    now = utcnow()
+    for older in session.scalars(query):
+        older.used_at = now
 
 
 def find(session: Session, token: str, purpose: TokenPurpose) -> AccountToken | None:

@@ -44,10 +44,11 @@ class TokenPurpose(enum.StrEnum):
     MAGIC_LINK = "magic_link"
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose, not a secret
     INVITATION = "invitation"
+    REGISTRATION = "registration"
 
 
 class AccountToken(Base):
-    """A single-use emailed link (magic sign-in, password reset, invitation).
+    """A single-use emailed link (magic sign-in, password reset, invitation, registration).
 
     The row is created by the request without a token; the mail task makes the
     token, stores its digest and sends it, so no secret passes through the queue.

@@ -79,6 +79,7 @@ ROUTES: dict[str, Access] = {
     "pay.stripe_webhook": Access("public", note="Stripe signature checked"),
     # Reached by a secret token in the link; stored hashed, expiring.
     "auth.accept_invitation": TOKEN, "auth.reset_password": TOKEN, "auth.magic_link": TOKEN,
+    "auth.confirm_registration": TOKEN,
     "preferences.verify_email": TOKEN, "signing.by_link": TOKEN,
     "signing.decline_by_link": TOKEN, "signing.document_by_link": TOKEN,
     # A pay link grants this browser its invoice; without the grant /pay/<pid> shows anyone

@@ -109,11 +109,17 @@ def test_every_page_refuses_to_be_framed(app, client, users):
     assert pages > 20 and not wrong, wrong
 
 
-def test_passwords_are_stored_with_argon2id(client, session, users):
+def test_passwords_are_stored_with_argon2id(app, client, session, users,
+                                           smtp_peer: SmtpPeer):
     password = "a registration password"
+    take_queued_mail(app)
     response = post(client, "/register", account_number="C1", invoice_number="INV-A1",
-                    invoice_total="120.15", name="Alice Two", email="second@alice.example",
-                    password=password, confirm=password)
+                    invoice_total="120.15", name="Alice Two", email="second@alice.example")
+    assert response.status_code == 302
+    [token_id] = take_queued_mail(app)
+    deliver(app, smtp_peer, token_id)
+    token = link_in(smtp_peer.messages[-1], "/register/")
+    response = post(client, f"/register/{token}", password=password, confirm=password)
     assert response.status_code == 302
     session.expire_all()
     row = session.execute(sa.select(User.__table__).where(

@@ -29,8 +29,7 @@ def users(session):
 
 def _register(client, **overrides):
     form = dict(account_number="C1", invoice_number="INV-A1", invoice_total="120.15",
-                name="Alice Two", email="second@alice.example", password=NEW_PASSWORD,
-                confirm=NEW_PASSWORD)
+                name="Alice Two", email="second@alice.example")
     form.update(overrides)
     return post(client, "/register", **form)
 
@@ -74,16 +73,71 @@ def test_inviting_an_unknown_account_or_a_taken_address_says_what_to_do(runner, 
     assert taken.exit_code != 0 and "already has a sign-in" in taken.output
 
 
-def test_registration_with_account_invoice_and_total_creates_a_sign_in(client, session, users):
+def _registration_link(app, smtp_peer: SmtpPeer) -> str:
+    """Send the one queued registration email; the token of its link."""
+    [token_id] = take_queued_mail(app)
+    assert deliver(app, smtp_peer, token_id)
+    mail = smtp_peer.messages[-1]
+    assert mail.parsed()["Subject"] == "Confirm your email address"
+    return link_in(mail, "/register/")
+
+
+def test_registration_is_confirmed_from_a_link_emailed_to_the_address(
+        app, client, session, users, smtp_peer: SmtpPeer):
     alice, _bob = users
+    take_queued_mail(app)
     page = client.get("/register")
     assert page.status_code == 200 and b"Total amount of that invoice" in page.data
+    assert b'type="password"' not in page.data  # chosen from the emailed link
     response = _register(client, invoice_total="120,15")
-    assert response.status_code == 302 and response.location.endswith("/invoices")
+    assert response.status_code == 302 and response.location.endswith("/sign-in")
+    assert b"we have emailed a link to second@alice.example" in \
+        client.get(response.location).data
+    # Nobody is signed in, and the new sign-in has no password until the link is used.
+    assert client.get("/invoices").status_code == 302
     user = session.scalars(sa.select(User).where(User.email == "second@alice.example")).one()
     assert user.customer_id == alice.customer_id and user.role is Role.CUSTOMER
-    assert events_of(session, "auth.registered", str(user.id))
+    assert user.password_hash is None
+    [registered] = events_of(session, "auth.registered", str(user.id))
+    assert registered.payload["customer_id"] == alice.customer_id
+
+    token = _registration_link(app, smtp_peer)
+    assert smtp_peer.messages[-1].rcpt_tos == ("second@alice.example",)
+    [sent] = events_of(session, "auth.registration_link_sent", str(user.id))
+    assert token not in str(sent.payload)
+    page = client.get(f"/register/{token}")
+    assert page.status_code == 200 and b"second@alice.example" in page.data
+    response = post(client, f"/register/{token}", password=NEW_PASSWORD, confirm=NEW_PASSWORD)
+    assert response.status_code == 302 and response.location.endswith("/invoices")
     assert b"INV-A1" in client.get("/invoices").data
+    assert events_of(session, "auth.registration_confirmed", str(user.id))
+    assert client.get(f"/register/{token}").status_code == 404  # used up
+    session.expire_all()
+    assert session.get(User, user.id).password_hash.startswith("$argon2id$")
+    # Confirmed, the address is taken like any other.
+    assert b"already has a sign-in" in _register(app.test_client()).data
+
+
+def test_a_registration_waiting_for_its_link_can_be_made_again_for_another_account(
+        app, client, session, users, smtp_peer: SmtpPeer):
+    """Typing an address first does not hold it: whoever registers it last with a valid
+    invoice gets the link, and a link sent before no longer opens anything."""
+    alice, bob = users
+    take_queued_mail(app)
+    assert _register(client).status_code == 302
+    first = _registration_link(app, smtp_peer)
+    assert _register(client, account_number="C2", invoice_number="INV-B1").status_code == 302
+    assert client.get(f"/register/{first}").status_code == 404
+    second = _registration_link(app, smtp_peer)
+    user = session.scalars(sa.select(User).where(User.email == "second@alice.example")).one()
+    session.refresh(user)
+    assert user.customer_id == bob.customer_id
+    [_, again] = events_of(session, "auth.registered", str(user.id))
+    assert again.payload["replaced_customer_id"] == alice.customer_id
+    assert post(client, f"/register/{second}", password=NEW_PASSWORD,
+                confirm=NEW_PASSWORD).status_code == 302
+    listing = client.get("/invoices").data
+    assert b"INV-B1" in listing and b"INV-A1" not in listing
 
 
 @pytest.mark.parametrize("field,value", [
@@ -121,6 +175,7 @@ def test_registration_refuses_an_address_that_already_signs_in(client, session, 
 def test_invitation_and_registration_forms_refuse_posts_without_csrf_token(client, users):
     assert client.post("/register", data={"account_number": "C1"}).status_code == 400
     assert client.post("/invitation/whatever", data={}).status_code in (400, 404)
+    assert client.post("/register/whatever", data={}).status_code in (400, 404)
 
 
 def test_expired_invitation_is_refused(client, session, users):
