@@ -74,13 +74,13 @@ def _engine() -> tuple[weasyprint.text.fonts.FontConfiguration, weasyprint.CSS, 
     return fonts, stylesheet, fetcher
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def _document_stylesheet(text: str) -> weasyprint.CSS:
     """The stylesheet of a document's own ``<style>``, parsed once per distinct text.
 
     It holds only the seller's colours and the page counter's words, so a process
-    sees a handful; parsed once, its declarations are the same objects in every
-    document, which lets computed styles be shared between documents.
+    sees one per seller and language; parsed once, its declarations are the same
+    objects in every document, which lets computed styles be shared between documents.
     """
     import weasyprint
 
