@@ -15,6 +15,7 @@ from enum import StrEnum
 from einvoice.party import Address, Delivery, Party
 
 __all__ = [
+    "EN16931_CUSTOMIZATION_ID",
     "PEPPOL_CUSTOMIZATION_ID",
     "PEPPOL_PROFILE_ID",
     "Address",
@@ -29,12 +30,24 @@ __all__ = [
     "Totals",
     "VatBreakdown",
     "VatExemption",
+    "follows_peppol",
 ]
 
 PEPPOL_CUSTOMIZATION_ID = (
     "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 )
 PEPPOL_PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
+#: EN 16931 itself, with no CIUS: for a buyer outside the Peppol network. Peppol BIS
+#: demands a buyer electronic address from Peppol's own scheme list (PEPPOL-EN16931-R010,
+#: CL008), which a consumer does not have; claiming Peppol BIS anyway would make the
+#: document fail the rules it declares. Such a document has no ProfileID (BT-23 is
+#: optional in EN 16931).
+EN16931_CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017"
+
+
+def follows_peppol(customization_id: str | None) -> bool:
+    """True when a specification identifier (BT-24) declares Peppol BIS Billing 3.0."""
+    return (customization_id or "").strip().startswith(PEPPOL_CUSTOMIZATION_ID)
 
 
 class DocumentKind(StrEnum):
@@ -236,6 +249,11 @@ class Document:
     attachments: list[Attachment] = field(default_factory=list)  # BG-24, BT-18
     customization_id: str = PEPPOL_CUSTOMIZATION_ID  # BT-24
     profile_id: str = PEPPOL_PROFILE_ID  # BT-23
+
+    @property
+    def follows_peppol(self) -> bool:
+        """True when the document declares Peppol BIS Billing 3.0, whose rules then apply."""
+        return follows_peppol(self.customization_id)
 
     def __post_init__(self) -> None:
         self.kind = DocumentKind(self.kind)

@@ -4,6 +4,9 @@ Each problem is an :class:`~einvoice.errors.InvoiceRuleError` carrying the
 official rule id (EN 16931 ``BR-*`` or Peppol ``PEPPOL-EN16931-*``), the field
 path and a message that says how to fix it. :func:`check` returns all of
 them; :func:`einvoice.compute` and :func:`einvoice.write_ubl` raise the first.
+Peppol's rules apply to a document that declares Peppol BIS Billing 3.0 (its
+``customization_id``, the default); one that declares EN 16931 alone is held to
+EN 16931's rules only, as the official validators hold it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from einvoice import codes
 from einvoice.errors import InvoiceRuleError
 from einvoice.model import (
+    EN16931_CUSTOMIZATION_ID,
     PEPPOL_CUSTOMIZATION_ID,
     AllowanceCharge,
     Document,
@@ -51,7 +55,7 @@ def check(doc: Document, rules_dir: Path | None = None) -> list[InvoiceRuleError
 
     problems = input_problems(doc, rules_dir)
     if not problems:
-        problems.extend(amount_problems(doc))
+        problems.extend(_applicable(doc, amount_problems(doc)))
     return problems
 
 
@@ -84,7 +88,14 @@ def input_problems(
         _check_payment(doc, problems, rules_dir)
         _check_attachments(doc, problems)
     problems.extend(vat_category_problems(doc, codes.vat_categories(rules_dir)))
-    return list(problems)
+    return _applicable(doc, problems)
+
+
+def _applicable(doc: Document, problems: list[InvoiceRuleError]) -> list[InvoiceRuleError]:
+    """The problems under the rules the document declares: Peppol's only for Peppol BIS."""
+    if doc.follows_peppol:
+        return list(problems)
+    return [problem for problem in problems if not problem.rule.startswith("PEPPOL-")]
 
 
 def _check_currency(doc: Document, problems: Problems, rules_dir: Path | None) -> None:
@@ -115,11 +126,19 @@ def _check_currency(doc: Document, problems: Problems, rules_dir: Path | None) -
 
 
 def _check_header(doc: Document, problems: Problems, rules_dir: Path | None) -> None:
-    if not doc.customization_id.startswith(PEPPOL_CUSTOMIZATION_ID):
+    specification = doc.customization_id.strip()
+    if not specification:
         problems.add(
-            "PEPPOL-EN16931-R004",
-            "customization_id",
-            f"must begin with {PEPPOL_CUSTOMIZATION_ID!r}",
+            "BR-01", "customization_id",
+            f"the specification identifier is missing; use {PEPPOL_CUSTOMIZATION_ID!r} "
+            f"(Peppol BIS Billing 3.0) or {EN16931_CUSTOMIZATION_ID!r} (EN 16931 alone)",
+        )
+    elif not specification.startswith(EN16931_CUSTOMIZATION_ID):
+        problems.add(
+            "BR-01", "customization_id",
+            f"{specification!r} is not an EN 16931 specification identifier; use "
+            f"{PEPPOL_CUSTOMIZATION_ID!r} (Peppol BIS Billing 3.0) or "
+            f"{EN16931_CUSTOMIZATION_ID!r} (EN 16931 alone)",
         )
     if not doc.profile_id:
         problems.add(

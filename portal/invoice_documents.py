@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import einvoice
+from einvoice.model import EN16931_CUSTOMIZATION_ID, PEPPOL_CUSTOMIZATION_ID, PEPPOL_PROFILE_ID
 from portal.models import (
     AllowanceCharge,
     Customer,
@@ -42,11 +43,26 @@ def seller_party(org: Organisation) -> einvoice.Party:
     )
 
 
+def specification(customer: Customer) -> dict[str, str]:
+    """The specification a document for ``customer`` declares (BT-24, BT-23).
+
+    Peppol BIS Billing 3.0 for a customer on Peppol. A customer outside it (a
+    consumer, most of all) cannot meet Peppol's rules, which demand a buyer address
+    from Peppol's own scheme list; their documents declare EN 16931 alone, whose
+    rules they pass, instead of claiming a specification they break.
+    """
+    if customer.peppol_endpoint_id:
+        return {"customization_id": PEPPOL_CUSTOMIZATION_ID,
+                "profile_id": PEPPOL_PROFILE_ID}
+    return {"customization_id": EN16931_CUSTOMIZATION_ID, "profile_id": ""}
+
+
 def buyer_party(customer: Customer) -> einvoice.Party:
     """The customer as EN 16931 sees it (BG-7); its number is the buyer identifier.
 
     A customer without a Peppol ID gets their email address as electronic address
-    (EAS code ``EM``), which Peppol BIS requires on every document.
+    (EAS code ``EM``, in EN 16931's list; such a document declares EN 16931 alone,
+    see :func:`specification`).
     """
     endpoint = (customer.peppol_endpoint_scheme, customer.peppol_endpoint_id)
     if not customer.peppol_endpoint_id and customer.primary_email:
@@ -113,6 +129,7 @@ def document_from_invoice(invoice: Invoice) -> einvoice.Document:
             for item in invoice.allowances_charges
         ],
         lines=[_line_document(line) for line in invoice.lines],
+        **specification(invoice.customer),
     )
 
 

@@ -52,17 +52,16 @@ class IssuingRefused(Exception):
 
 
 def _write_ubl(invoice: Invoice, rules_dir: Path | None) -> bytes:
-    on_peppol = bool(invoice.customer.peppol_endpoint_id)
+    # Peppol BIS for a customer on Peppol, EN 16931 alone otherwise (see specification()).
     doc = document_from_invoice(invoice)
     try:
         doc = einvoice.compute(doc, rules_dir=rules_dir)
         if invoice.tax_currency:
             doc.totals.tax_total_accounting = invoice.tax_amount_in_tax_currency
-        return einvoice.write_ubl(doc, rules_dir, peppol=on_peppol)
+        return einvoice.write_ubl(doc, rules_dir)
     except einvoice.InvoiceRuleError as exc:
         raise IssuingRefused(invoice.number, [
             IssueProblem(p.rule, p.field, p.message) for p in einvoice.check(doc, rules_dir)
-            if on_peppol or not p.rule.startswith("PEPPOL")
         ] or [IssueProblem(exc.rule, exc.field, exc.message)]) from exc
     except ValueError as exc:  # lxml: a text holds a character XML cannot carry
         raise IssuingRefused(invoice.number, [IssueProblem(
@@ -88,7 +87,8 @@ def issue_invoice(session: Session, invoice: Invoice, *, store: DocumentStore,
 
     A draft becomes issued; an invoice that already has its UBL is left alone
     (issuing is idempotent). With ``official_rules`` and a rules folder, the
-    UBL must pass the XSD and the CEN and Peppol rules without a fatal finding.
+    UBL must pass the XSD and the CEN rules, and Peppol's when it declares Peppol
+    BIS (a customer on Peppol), without a fatal finding.
     ``ubl`` is the document as another system issued it (a UBL import): it is
     validated and kept byte for byte instead of being written anew.
     """
@@ -101,11 +101,6 @@ def issue_invoice(session: Session, invoice: Invoice, *, store: DocumentStore,
         ubl = _write_ubl(invoice, rules_dir)
     if official_rules and rules_dir is not None:
         findings = einvoice.validate(ubl, rules_dir)
-        if not invoice.customer.peppol_endpoint_id:
-            # Peppol is a B2B network: a customer without a Peppol ID gets the document
-            # by other channels, and Peppol's rules (which demand a buyer endpoint in
-            # its own code list) cannot apply. EN 16931 (CEN) and the XSD still do.
-            findings.items = [f for f in findings.items if f.source != "peppol"]
         if findings.fatal:
             raise IssuingRefused(invoice.number, [
                 IssueProblem(f.rule_id, f.location, f.message) for f in findings.fatal])

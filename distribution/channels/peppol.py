@@ -24,6 +24,8 @@ from distribution.channels.base import (
     OutgoingMessage,
     Receipt,
 )
+from einvoice.errors import UblReadError
+from einvoice.ubl import declares_peppol
 
 PARTICIPANT = re.compile(r"^(?P<scheme>[0-9]{4}):(?P<id>[^\s:]{1,64})$")
 
@@ -31,9 +33,24 @@ PARTICIPANT = re.compile(r"^(?P<scheme>[0-9]{4}):(?P<id>[^\s:]{1,64})$")
 def _ubl_of(message: OutgoingMessage) -> bytes:
     for attachment in message.attachments:
         if attachment.media_type == "application/xml":
+            _check_declares_peppol(attachment.content)
             return attachment.content
     raise ChannelError(ErrorKind.PERMANENT, "no issued UBL document to send; issue the "
                                             "invoice first")
+
+
+def _check_declares_peppol(ubl: bytes) -> None:
+    # A document issued while the customer had no Peppol ID declares EN 16931 alone
+    # (its buyer address is an email one): an access point would refuse it, and an
+    # issued document is never rewritten.
+    try:
+        peppol = declares_peppol(ubl)
+    except UblReadError as exc:
+        raise ChannelError(ErrorKind.PERMANENT, f"the issued UBL cannot be read: {exc}") from exc
+    if not peppol:
+        raise ChannelError(ErrorKind.PERMANENT, "the issued document declares EN 16931, not "
+                           "Peppol BIS Billing 3.0: it was issued before the customer had a "
+                           "Peppol ID, so Peppol cannot carry it; send it by another channel")
 
 
 def _participant(message: OutgoingMessage) -> tuple[str, str]:

@@ -22,8 +22,9 @@ from einvoice.model import (
     Totals,
     VatBreakdown,
     VatExemption,
+    follows_peppol,
 )
-from einvoice.ubl.namespaces import CREDIT_NOTE_NS, INVOICE_NS
+from einvoice.ubl.namespaces import CBC_NS, CREDIT_NOTE_NS, INVOICE_NS
 from einvoice.ubl.read_lines import read_allowance_charge, read_line
 from einvoice.ubl.read_parties import (
     read_delivery,
@@ -34,7 +35,7 @@ from einvoice.ubl.read_parties import (
 )
 from einvoice.ubl.xmlread import Node
 
-__all__ = ["read_ubl"]
+__all__ = ["declares_peppol", "read_ubl"]
 
 _ROOTS = {
     f"{{{INVOICE_NS}}}Invoice": DocumentKind.INVOICE,
@@ -65,6 +66,11 @@ def parse_safely(data: bytes) -> etree._Element:
             "/", "", "a DOCTYPE declaration is not allowed in UBL (possible entity attack)"
         )
     return root
+
+
+def declares_peppol(data: bytes) -> bool:
+    """True when UBL bytes declare Peppol BIS Billing 3.0 (BT-24); UblReadError if unreadable."""
+    return follows_peppol(parse_safely(data).findtext(f"{{{CBC_NS}}}CustomizationID"))
 
 
 def read_ubl(data: bytes) -> Document:

@@ -27,16 +27,17 @@ from einvoice.ubl.xmlbuild import Node, agg, amount, serialize, text
 __all__ = ["write_ubl"]
 
 
-def write_ubl(doc: Document, rules_dir: Path | None = None, *, peppol: bool = True) -> bytes:
+def write_ubl(doc: Document, rules_dir: Path | None = None) -> bytes:
     """Return ``doc`` as UTF-8 UBL 2.1 XML bytes (Invoice, or CreditNote for credit notes).
 
     Missing derived amounts (VAT breakdown, totals, line net amounts) are
     computed first. Then :func:`einvoice.check` runs and the first problem is
     raised as :class:`~einvoice.errors.InvoiceRuleError`: nothing is written
     for an invalid document. ``rules_dir`` (else ``$EINVOICE_RULES_DIR``)
-    enables the official unit and currency code lists. ``peppol=False`` holds
-    the document to EN 16931 only, for a buyer outside the Peppol network
-    (Peppol's own rules demand a buyer endpoint such a buyer does not have).
+    enables the official unit and currency code lists. The rules are those the
+    document declares in ``customization_id``: Peppol BIS Billing 3.0 (the
+    default), or EN 16931 alone (:data:`~einvoice.model.EN16931_CUSTOMIZATION_ID`)
+    for a buyer outside the Peppol network.
     """
     needs_compute = (
         doc.totals is None
@@ -47,7 +48,7 @@ def write_ubl(doc: Document, rules_dir: Path | None = None, *, peppol: bool = Tr
     )
     if needs_compute:
         doc = compute(doc, rules_dir=rules_dir)
-    problems = [p for p in check(doc, rules_dir) if peppol or not p.rule.startswith("PEPPOL")]
+    problems = check(doc, rules_dir)
     if problems:
         raise problems[0]
     if doc.kind is DocumentKind.CREDIT_NOTE:

@@ -21,7 +21,7 @@ from distribution.events import record_event
 from distribution.sqltypes import utcnow
 from portal.imports.documents import CustomerInput, ImportedDocument
 from portal.imports.problems import ImportRejected, Problem
-from portal.invoice_documents import buyer_party, fill_invoice, seller_party
+from portal.invoice_documents import buyer_party, fill_invoice, seller_party, specification
 from portal.issuing import IssuingRefused, issue_invoice
 from portal.models import (
     Account,
@@ -259,7 +259,7 @@ def _computed_document(importer: _Importer, doc: ImportedDocument, org: Organisa
         notes=[doc.note] if doc.note else [], period_start=doc.period_start,
         period_end=doc.period_end, payment_terms=doc.payment_terms,
         allowances_charges=doc.allowances_charges, vat_exemptions=doc.vat_exemptions,
-        lines=doc.lines,
+        lines=doc.lines, **specification(customer),
     )
     if _amounts_too_large(importer, doc):
         return None

@@ -23,10 +23,13 @@ def _expected(rules_dir: Path) -> dict[str, set[str]]:
 
 
 def test_broken_examples_fire_the_expected_rules(rules_dir):
+    """Copies of a Peppol example with one defect each, validated as Peppol BIS: one of
+    the defects is declaring EN 16931 alone (PEPPOL-EN16931-R004)."""
     expected = _expected(rules_dir)
     assert len(expected) == 8
     for name, rules in expected.items():
-        findings = validate((rules_dir / "examples-broken" / name).read_bytes(), rules_dir)
+        findings = validate((rules_dir / "examples-broken" / name).read_bytes(), rules_dir,
+                            peppol=True)
         assert rules <= findings.rule_ids("fatal"), (name, findings.rule_ids("fatal"))
         assert not findings.ok
 
@@ -87,6 +90,52 @@ def test_exempt_and_reverse_charge_output_is_valid(make_document, make_line, rul
         vat_exemptions={"AE": VatExemption(code="VATEX-EU-AE", reason="Reverse charge")},
     )
     assert validate(write_ubl(reverse, rules_dir), rules_dir).fatal == []
+
+
+def _consumer(make_document, **overrides):
+    """An invoice to a consumer: no Peppol address (only an email one), no buyer reference."""
+    from dataclasses import replace
+
+    from einvoice.model import EN16931_CUSTOMIZATION_ID
+
+    doc = make_document(buyer_reference=None, customization_id=EN16931_CUSTOMIZATION_ID,
+                        profile_id="", **overrides)
+    doc.buyer = replace(doc.buyer, name="Emma Mulder", vat_id=None, endpoint_scheme="EM",
+                        endpoint_id="emma@example.com")
+    return doc
+
+
+def test_a_document_declaring_en16931_alone_is_held_to_its_rules(make_document, rules_dir):
+    from einvoice import InvoiceRuleError, check
+
+    doc = _consumer(make_document)
+    ubl = write_ubl(doc, rules_dir)
+    assert b"<cbc:CustomizationID>urn:cen.eu:en16931:2017</cbc:CustomizationID>" in ubl
+    assert b"ProfileID" not in ubl
+    findings = validate(ubl, rules_dir)
+    assert findings.fatal == [], findings.fatal
+    assert (findings.ran, findings.not_applicable) == (["xsd", "cen"], ["peppol"])
+    assert read_ubl(ubl).customization_id == doc.customization_id
+    # Held to Peppol BIS, the same document breaks it: the specification it would claim,
+    # the buyer's email address (not a Peppol scheme) and the missing buyer reference.
+    as_peppol = validate(ubl, rules_dir, peppol=True).rule_ids("fatal")
+    assert {"PEPPOL-EN16931-R004", "PEPPOL-EN16931-CL008", "PEPPOL-EN16931-R003"} <= as_peppol
+    # Declaring Peppol BIS, it is refused before anything is written, with Peppol's rules.
+    from einvoice.model import PEPPOL_CUSTOMIZATION_ID, PEPPOL_PROFILE_ID
+
+    doc.customization_id, doc.profile_id = PEPPOL_CUSTOMIZATION_ID, PEPPOL_PROFILE_ID
+    assert "PEPPOL-EN16931-R003" in {problem.rule for problem in check(doc)}
+    with pytest.raises(InvoiceRuleError):
+        write_ubl(doc, rules_dir)
+
+
+def test_a_specification_identifier_that_is_not_en16931_is_refused(make_document):
+    from einvoice import check
+
+    for value, wording in (("", "is missing"), ("urn:example:not-en16931", "is not an EN 16931")):
+        [problem] = [p for p in check(make_document(customization_id=value))
+                     if p.field == "customization_id"]
+        assert problem.rule == "BR-01" and wording in problem.message
 
 
 def test_not_xml_is_one_fatal_finding(rules_dir):

@@ -92,6 +92,25 @@ def test_validate_accepts_an_exported_document(runner, issued, tmp_path):
 
 
 @needs_rules
+def test_every_exported_document_passes_the_rules_it_declares(runner, issued, tmp_path):
+    """Customers outside Peppol get documents that declare EN 16931 alone, which they meet;
+    held to Peppol BIS (--peppol), such a document fails, as a consumer has no Peppol
+    address."""
+    assert runner.invoke(args=["einvoice", "export", "--all", "--out",
+                               str(tmp_path)]).exit_code == 0
+    files = sorted(str(path) for path in tmp_path.glob("*.xml"))
+    assert len(files) == 4
+    result = runner.invoke(args=["einvoice", "validate", *files])
+    assert result.exit_code == 0, result.output
+    assert "Summary: 4 files, 0 fatal" in result.output
+    assert "rules applied: cen, peppol, xsd." in result.output
+    assert "3 of 4 do not declare Peppol BIS Billing 3.0" in result.output
+    consumer = str(tmp_path / "INV-1.xml")
+    as_peppol = runner.invoke(args=["einvoice", "validate", "--peppol", consumer])
+    assert as_peppol.exit_code == 1 and "[PEPPOL-EN16931-R004]" in as_peppol.output
+
+
+@needs_rules
 def test_validate_names_the_broken_rule_and_its_hint(runner):
     result = runner.invoke(args=["einvoice", "validate", str(BROKEN)])
     assert result.exit_code == 1

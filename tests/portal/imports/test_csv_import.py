@@ -16,11 +16,11 @@ HEADER = ("invoice_number;issue_date;due_date;currency;customer_number;customer_
 ROWS = [
     "INV-100;2026-10-01;2026-10-31;EUR;C1;;;REF-1;Fibre internet;1;C62;41.32;S;21;;;;",
     "INV-100;2026-10-01;2026-10-31;EUR;C1;;;REF-1;Electricity;229;KWH;0.2890;S;6;;;;",
-    "INV-101;2026-10-02;;EUR;C9;Café Zeebries;BE;REF-2;Coffee beans;3;KGM;12.50;S;6;"
+    "INV-101;2026-10-02;2026-11-01;EUR;C9;Café Zeebries;BE;REF-2;Coffee beans;3;KGM;12.50;S;6;"
     "1.50;Loyalty;;",
-    'INV-101;2026-10-02;;EUR;C9;Café Zeebries;BE;REF-2;"Delivery; express";1;C62;5;S;21;'
+    'INV-101;2026-10-02;2026-11-01;EUR;C9;Café Zeebries;BE;REF-2;"Delivery; express";1;C62;5;S;21;'
     ";;2.00;Express",
-    "INV-101;2026-10-02;;EUR;C9;Café Zeebries;BE;REF-2;Cups;10;C62;0.5;S;21;;;;",
+    "INV-101;2026-10-02;2026-11-01;EUR;C9;Café Zeebries;BE;REF-2;Cups;10;C62;0.5;S;21;;;;",
 ]
 
 
