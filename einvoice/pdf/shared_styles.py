@@ -17,7 +17,7 @@ so no identity can be reused for another object while its entry exists.
 Declarations must come from stylesheets that live longer than one render for
 anything to be shared: the template's stylesheet is parsed once per process,
 and the small per-seller ``<style>`` is lifted out of each document and parsed
-once per distinct text (:func:`einvoice.pdf.render`).
+once per distinct text (:mod:`einvoice.pdf.render`).
 
 Only documents that ask for it (``shares_styles = True`` on the HTML object)
 share; any other WeasyPrint use in the process computes styles as usual.
