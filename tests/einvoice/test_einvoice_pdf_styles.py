@@ -67,6 +67,7 @@ def test_shared_styles_print_the_pages_weasyprint_prints_alone(documents, tmp_pa
         (documents[3], PLAIN, "en", None, "Reminder fee"),
         (documents[1], PLAIN, "en", "overdue", None),
     ]
+    pages = []
     for n, (doc, branding, language, status, notice) in enumerate(jobs):
         html = render_html(doc, branding, language, review_url=URL, status=status,
                            notice=notice)
@@ -74,6 +75,8 @@ def test_shared_styles_print_the_pages_weasyprint_prints_alone(documents, tmp_pa
         alone = page_images(stock_pdf(html), tmp_path, f"alone{n}")
         assert len(ours) == len(alone) >= 1
         assert ours == alone, f"job {n} ({doc.number}, {language}) differs from WeasyPrint"
+        pages.append(len(ours))
+    assert max(pages) == 2  # the 45-line invoice: a page break with styles shared
 
 
 def test_a_second_invoice_of_a_seller_reuses_every_style(documents, monkeypatch):
