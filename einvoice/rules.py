@@ -127,19 +127,14 @@ def _check_currency(doc: Document, problems: Problems, rules_dir: Path | None) -
 
 def _check_header(doc: Document, problems: Problems, rules_dir: Path | None) -> None:
     specification = doc.customization_id.strip()
+    use = (f"use {PEPPOL_CUSTOMIZATION_ID!r} (Peppol BIS Billing 3.0) or "
+           f"{EN16931_CUSTOMIZATION_ID!r} (EN 16931 alone)")
     if not specification:
-        problems.add(
-            "BR-01", "customization_id",
-            f"the specification identifier is missing; use {PEPPOL_CUSTOMIZATION_ID!r} "
-            f"(Peppol BIS Billing 3.0) or {EN16931_CUSTOMIZATION_ID!r} (EN 16931 alone)",
-        )
+        problems.add("BR-01", "customization_id",
+                     f"the specification identifier is missing; {use}")
     elif not specification.startswith(EN16931_CUSTOMIZATION_ID):
-        problems.add(
-            "BR-01", "customization_id",
-            f"{specification!r} is not an EN 16931 specification identifier; use "
-            f"{PEPPOL_CUSTOMIZATION_ID!r} (Peppol BIS Billing 3.0) or "
-            f"{EN16931_CUSTOMIZATION_ID!r} (EN 16931 alone)",
-        )
+        problems.add("BR-01", "customization_id",
+                     f"{specification!r} is not an EN 16931 specification identifier; {use}")
     if not doc.profile_id:
         problems.add(
             "PEPPOL-EN16931-R001", "profile_id", "the business process (ProfileID) is missing"

@@ -109,8 +109,8 @@ def validate(data: bytes, rules_dir: Path | None = None, *,
     and arithmetic checked, source ``herald``) and a warning ``NO-RULES`` says
     the official CEN and Peppol rules were not applied. Not well-formed input
     gives one fatal ``XML`` finding. The schematron stylesheets need
-    ``saxonche``; when it is not installed, a
-    warning ``NO-SCHEMATRON`` is returned instead. Peppol's rules run for a
+    ``saxonche``; when it is not installed, a warning ``NO-SCHEMATRON`` is
+    returned instead. Peppol's rules run for a
     document that declares Peppol BIS Billing 3.0; for any other they are listed
     in ``not_applicable``. ``peppol=True`` holds every document to Peppol BIS (a
     document meant for Peppol that declares something else then fails
@@ -161,6 +161,7 @@ def validate(data: bytes, rules_dir: Path | None = None, *,
     return findings
 
 
+@functools.cache
 def bundled_schemas() -> Path | None:
     """A folder holding the UBL 2.1 XSD without a rules folder, or None.
 

@@ -33,6 +33,17 @@ def _issue_link(live_server, email: str,
         return tokens.issue(session, row, live_server.app.config["HERALD"])
 
 
+def _choose_password(tab: Tab, path: str, heading: str, password: str) -> None:
+    """Open an emailed link's page (checked as step "choose") and save ``password`` there."""
+    page = tab.page
+    tab.goto(path)
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    tab.check("choose")
+    page.get_by_label("New password", exact=True).fill(password)
+    page.get_by_label("New password again").fill(password)
+    page.get_by_role("button", name="Save password").click()
+
+
 def test_sign_in_with_an_emailed_link(tab: Tab, live_server):
     person = live_server.new_customer()
     page = tab.page
@@ -166,12 +177,8 @@ def test_create_a_sign_in_with_an_invoice(tab: Tab, live_server):
 
     # The link in that email proves the address; the password is chosen there.
     token = _issue_link(live_server, person.email, TokenPurpose.REGISTRATION)
-    tab.goto(f"/register/{token}")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Almost done: choose your password")
-    tab.check("choose")
-    page.get_by_label("New password", exact=True).fill(person.password)
-    page.get_by_label("New password again").fill(person.password)
-    page.get_by_role("button", name="Save password").click()
+    _choose_password(tab, f"/register/{token}", "Almost done: choose your password",
+                     person.password)
     expect(page).to_have_url(re.compile(r"/invoices$"))
     expect(page.get_by_role("link", name=number, exact=True)).to_be_visible()
     tab.check("signed-in")
@@ -196,12 +203,7 @@ def test_forgotten_password_reset_by_an_emailed_link(tab: Tab, live_server):
     tab.check("link-sent")
 
     token = _issue_link(live_server, person.email, TokenPurpose.PASSWORD_RESET)
-    tab.goto(f"/password/reset/{token}")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Choose a new password")
-    tab.check("choose")
-    page.get_by_label("New password", exact=True).fill(new_password)
-    page.get_by_label("New password again").fill(new_password)
-    page.get_by_role("button", name="Save password").click()
+    _choose_password(tab, f"/password/reset/{token}", "Choose a new password", new_password)
     expect(page.get_by_role("status")).to_contain_text("Your password is changed")
     tab.check("changed")
 
